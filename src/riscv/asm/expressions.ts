@@ -140,7 +140,10 @@ export function toInt64(value: bigint, column: number): bigint {
 function upper20(value: bigint, what: string, column: number): bigint {
   const hi = (value + 0x800n) >> 12n;
   if (hi < -(1n << 19n) || hi >= 1n << 19n) {
-    throw new SourceError(`${what} is out of range (must be within ±2 GiB)`, column);
+    throw new SourceError(
+      `${what} does not fit a lui/auipc + 12-bit pair (value + 0x800 must be a signed 32-bit number)`,
+      column,
+    );
   }
   return hi & 0xfffffn;
 }

@@ -17,8 +17,12 @@ export type ConstantStep =
   | { op: "slli"; imm: bigint }
   | { op: "addi"; imm: bigint };
 
-/** The steps that leave `value` (a 64-bit two's-complement number) in a register. */
-export function constantSteps(value: bigint): ConstantStep[] {
+/**
+ * The steps that leave `value` (a 64-bit two's-complement number) in register
+ * `rd`. `rd` matters only for x0: gas decides whether to emit the addiw by
+ * testing the register the lui wrote against 0, so for x0 it always does.
+ */
+export function constantSteps(value: bigint, rd: number): ConstantStep[] {
   const x = BigInt.asIntN(64, value);
   const lower = BigInt.asIntN(12, x);
   const upper = BigInt.asIntN(64, x - lower);
@@ -27,15 +31,19 @@ export function constantSteps(value: bigint): ConstantStep[] {
     let shift = 12n;
     while (((upper >> shift) & 1n) === 0n) shift++;
     return [
-      ...constantSteps(upper >> shift),
+      ...constantSteps(upper >> shift, rd),
       { op: "slli", imm: shift },
       ...(lower !== 0n ? [{ op: "addi" as const, imm: lower }] : []),
     ];
   }
   const steps: ConstantStep[] = [];
+  let upperRegister = 0;
   // lui takes the upper 20 bits of the (32-bit) upper part as an unsigned field.
-  if (upper !== 0n) steps.push({ op: "lui", imm: BigInt.asUintN(32, upper) >> 12n });
-  if (lower !== 0n || upper === 0n) steps.push({ op: "addiw", imm: lower });
+  if (upper !== 0n) {
+    steps.push({ op: "lui", imm: BigInt.asUintN(32, upper) >> 12n });
+    upperRegister = rd;
+  }
+  if (lower !== 0n || upperRegister === 0) steps.push({ op: "addiw", imm: lower });
   return steps;
 }
 

@@ -123,7 +123,7 @@ function requireConstant(e: Expr, ctx: ExpansionContext, mnemonic: string): bigi
 }
 
 function loadConstant(rd: number, value: bigint, column: number): MachineInstruction[] {
-  return constantSteps(value).map((step, i) => {
+  return constantSteps(value, rd).map((step, i) => {
     const imm = number(step.imm, column);
     if (step.op === "lui") return { spec: spec("lui"), rd, imm };
     // Only a leading addiw starts from zero; every later step works on rd.
@@ -186,8 +186,9 @@ function defineJumpsAndBranches(table: FormTable): void {
   table.define("ret", "", () => [{ spec: jalr, rd: ZERO, rs1: RA, imm: zero() }]);
 
   table.define("call", "target", ([target]) => pcRelative(RA, expr(target), "jalr", RA));
+  // With an explicit link register GNU as uses t1 for the upper part, as for tail.
   table.define("call", "rd, target", ([rd, target]) =>
-    pcRelative(reg(rd), expr(target), "jalr", reg(rd)),
+    pcRelative(T1, expr(target), "jalr", reg(rd)),
   );
   table.define("tail", "target", ([target]) => pcRelative(T1, expr(target), "jalr", ZERO));
   table.define("jump", "target, rt", ([target, rt]) =>

@@ -1,0 +1,108 @@
+/**
+ * Runs GNU binutils for RISC-V (Debian package binutils-riscv64-unknown-elf)
+ * as the reference assembler and linker.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const PREFIX = "riscv64-unknown-elf-";
+export const GNU_AS_FLAGS = ["-march=rv64ima_zicsr_zifencei", "-mabi=lp64", "-mno-relax"];
+
+export type ToolStatus = { available: true } | { available: false; reason: string };
+
+/** Whether as, ld, readelf and objdump can be run. */
+export function gnuToolStatus(): ToolStatus {
+  for (const tool of ["as", "ld", "readelf", "objdump"]) {
+    const result = spawnSync(PREFIX + tool, ["--version"], { encoding: "utf8" });
+    if (result.error || result.status !== 0) {
+      return {
+        available: false,
+        reason:
+          `${PREFIX}${tool} not found; install GNU binutils for RISC-V ` +
+          "(apt-get install -y binutils-riscv64-unknown-elf)",
+      };
+    }
+  }
+  return { available: true };
+}
+
+/**
+ * The layout our assembler uses, as a linker script: code and read-only data
+ * from `textAddress`, then data and bss from the next 4 KiB page.
+ */
+function linkerScript(textAddress: number): string {
+  return `ENTRY(_start)
+SECTIONS {
+  . = 0x${textAddress.toString(16)};
+  .text : { *(.text) *(.text.*) }
+  .rodata : { *(.rodata) *(.rodata.*) }
+  . = ALIGN(0x1000);
+  .data : { *(.data) *(.data.*) }
+  .bss : { *(.bss) *(.bss.*) }
+}
+`;
+}
+
+/** Runs `fn` with a fresh temporary directory, removed afterwards. */
+export function withTempDir<T>(fn: (dir: string) => T): T {
+  const dir = mkdtempSync(join(tmpdir(), "faultline-gnu-"));
+  try {
+    return fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function run(tool: string, args: string[]): string {
+  const result = spawnSync(PREFIX + tool, args, { encoding: "utf8" });
+  if (result.status !== 0) {
+    throw new Error(`${PREFIX}${tool} ${args.join(" ")} failed:\n${result.stderr}`);
+  }
+  return result.stdout;
+}
+
+/** Assembles with GNU as and links with GNU ld into an executable; returns its bytes. */
+export function gnuAssembleAndLink(source: string, textAddress: number): Uint8Array {
+  return withTempDir((dir) => {
+    const sourcePath = join(dir, "prog.s");
+    writeFileSync(sourcePath, source);
+    writeFileSync(join(dir, "link.ld"), linkerScript(textAddress));
+    run("as", [...GNU_AS_FLAGS, sourcePath, "-o", join(dir, "prog.o")]);
+    run("ld", [
+      "--no-relax",
+      "--no-warn-rwx-segments",
+      "-T",
+      join(dir, "link.ld"),
+      join(dir, "prog.o"),
+      "-o",
+      join(dir, "prog.elf"),
+    ]);
+    return new Uint8Array(readFileSync(join(dir, "prog.elf")));
+  });
+}
+
+/** GNU as's stderr for `source` (empty if it assembled cleanly). */
+export function gnuAssemblerMessages(source: string): string {
+  return withTempDir((dir) => {
+    const sourcePath = join(dir, "prog.s");
+    writeFileSync(sourcePath, source);
+    const result = spawnSync(
+      PREFIX + "as",
+      [...GNU_AS_FLAGS, sourcePath, "-o", join(dir, "prog.o")],
+      { encoding: "utf8" },
+    );
+    return result.stderr;
+  });
+}
+
+/** Runs a binutils inspection tool on an ELF file; returns stdout and stderr. */
+export function inspectElf(tool: "readelf" | "objdump", args: string[], elf: Uint8Array) {
+  return withTempDir((dir) => {
+    const path = join(dir, "prog.elf");
+    writeFileSync(path, elf);
+    const result = spawnSync(PREFIX + tool, [...args, path], { encoding: "utf8" });
+    return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+  });
+}
