@@ -16,10 +16,9 @@ import { type DirectiveContext, handleDirective } from "./directives.js";
 import { encode, EncodingError, type InstructionFields } from "./encoding.js";
 import { DiagnosticList, SourceError } from "./errors.js";
 import {
-  absolute,
   type EvaluationContext,
   evaluate,
-  evaluateAbsolute,
+  evaluateNumber,
   toInt64,
   UndefinedSymbolError,
   type Value,
@@ -90,8 +89,6 @@ class Assembly implements DirectiveContext {
   private line = 0;
   /** Counter for the hidden labels that freeze `.` inside .equ expressions. */
   private hiddenLabels = 0;
-  /** Set in pass 2. */
-  private placement: Layout | undefined;
   private readonly pcrelHiTargets = new Map<bigint, bigint>();
 
   constructor(private readonly diagnostics: DiagnosticList) {
@@ -175,6 +172,7 @@ class Assembly implements DirectiveContext {
     return {
       symbolValue: (name, column) => this.symbolValue(name, column, () => this.pass1Context()),
       location: { section: this.current.name, offset: BigInt(this.current.size) },
+      addressOf: () => undefined,
       pcrelHiTarget: () => undefined,
     };
   }
@@ -206,7 +204,7 @@ class Assembly implements DirectiveContext {
 
   constantNow(e: Expr, what: string): bigint {
     try {
-      return evaluateAbsolute(e, this.pass1Context(), what);
+      return evaluateNumber(e, this.pass1Context(), what);
     } catch (error) {
       if (error instanceof UndefinedSymbolError) {
         throw new SourceError(
@@ -301,11 +299,7 @@ class Assembly implements DirectiveContext {
     const definition = this.symbols.get(name);
     if (!definition) return undefined;
     if (definition.kind === "label") {
-      const offset = BigInt(definition.offset);
-      const section = definition.section;
-      return this.placement
-        ? absolute(BigInt(section.address) + offset)
-        : { section: section.name, offset };
+      return { section: definition.section.name, offset: BigInt(definition.offset) };
     }
     if (definition.resolving) {
       throw new SourceError(`symbol '${name}' is defined in terms of itself`, column);
@@ -324,7 +318,6 @@ class Assembly implements DirectiveContext {
   link(textAddress: number): ProgramImage {
     for (const section of this.sections.values()) section.padEnd();
     const placement = layout(this.sections.values(), textAddress);
-    this.placement = placement;
     this.collectPcrelHiTargets();
     const contents = new Map<Section, Uint8Array>();
     for (const section of placement.sections) {
@@ -334,7 +327,7 @@ class Assembly implements DirectiveContext {
     const segments = this.segments(placement, contents);
     if (segments.length === 0) this.diagnostics.add(1, 1, "nothing to assemble: no code or data");
     return {
-      entry: this.entryPoint(symbols, textAddress),
+      entry: this.entryPoint(symbols, placement, textAddress),
       segments,
       symbols,
       sections: this.imageSections(placement),
@@ -342,10 +335,15 @@ class Assembly implements DirectiveContext {
     };
   }
 
-  private pass2Context(address: number): EvaluationContext {
+  /** Pass-2 evaluation, at `offset` in `section`: every section has its address. */
+  private pass2Context(section: Section, offset: number): EvaluationContext {
     const context: EvaluationContext = {
       symbolValue: (name, column) => this.symbolValue(name, column, () => context),
-      location: absolute(BigInt(address)),
+      location: { section: section.name, offset: BigInt(offset) },
+      addressOf: (name, sectionOffset) => {
+        const placed = this.sections.get(name);
+        return placed && BigInt(placed.address) + sectionOffset;
+      },
       pcrelHiTarget: (anchor) => this.pcrelHiTargets.get(anchor),
     };
     return context;
@@ -360,7 +358,8 @@ class Assembly implements DirectiveContext {
         if (imm?.kind !== "relocation" || imm.op !== "pcrel_hi") continue;
         const address = section.address + fragment.offset;
         try {
-          const target = evaluateAbsolute(imm.operand, this.pass2Context(address), "%pcrel_hi");
+          const ctx = this.pass2Context(section, fragment.offset);
+          const target = evaluateNumber(imm.operand, ctx, "%pcrel_hi");
           this.pcrelHiTargets.set(BigInt(address), BigInt.asIntN(64, target));
         } catch {
           // Reported when the auipc itself is encoded.
@@ -373,7 +372,7 @@ class Assembly implements DirectiveContext {
     const bytes = new Uint8Array(section.size);
     const view = new DataView(bytes.buffer);
     for (const fragment of section.fragments) {
-      const address = section.address + fragment.offset;
+      const ctx = this.pass2Context(section, fragment.offset);
       switch (fragment.kind) {
         case "bytes":
           bytes.set(fragment.bytes, fragment.offset);
@@ -383,13 +382,13 @@ class Assembly implements DirectiveContext {
           break;
         case "instruction":
           this.report(fragment.line, () => {
-            const word = this.encodeInstruction(fragment.instruction, address);
+            const word = this.encodeInstruction(fragment.instruction, ctx);
             view.setUint32(fragment.offset, word, true);
           });
           break;
         case "data":
           this.report(fragment.line, () => {
-            const value = this.dataValue(fragment.expr, fragment.size, address);
+            const value = this.dataValue(fragment.expr, fragment.size, ctx);
             for (let i = 0; i < fragment.size; i++) {
               bytes[fragment.offset + i] = Number((value >> BigInt(8 * i)) & 0xffn);
             }
@@ -408,8 +407,7 @@ class Assembly implements DirectiveContext {
     }
   }
 
-  private encodeInstruction(instruction: MachineInstruction, address: number): number {
-    const ctx = this.pass2Context(address);
+  private encodeInstruction(instruction: MachineInstruction, ctx: EvaluationContext): number {
     const { spec, imm, csr } = instruction;
     const fields: InstructionFields = {
       rd: instruction.rd,
@@ -417,14 +415,12 @@ class Assembly implements DirectiveContext {
       rs2: instruction.rs2,
     };
     if (imm) {
-      const value = evaluateAbsolute(imm, ctx, `${spec.mnemonic} operand`);
+      const value = evaluateNumber(imm, ctx, `${spec.mnemonic} operand`);
       // Branch and jump operands are target addresses; the instruction holds the distance.
-      fields.imm =
-        spec.format === "B" || spec.format === "J"
-          ? toInt64(value - BigInt(address), imm.column)
-          : value;
+      const pcRelative = spec.format === "B" || spec.format === "J";
+      fields.imm = pcRelative ? value - evaluateNumber(here(imm.column), ctx, ".") : value;
     }
-    if (csr) fields.csr = evaluateAbsolute(csr, ctx, "CSR operand");
+    if (csr) fields.csr = evaluateNumber(csr, ctx, "CSR operand");
     try {
       return encode(spec, fields);
     } catch (error) {
@@ -435,8 +431,8 @@ class Assembly implements DirectiveContext {
   }
 
   /** A data value, which must fit in `size` bytes as a signed or an unsigned number. */
-  private dataValue(e: Expr, size: number, address: number): bigint {
-    const value = evaluateAbsolute(e, this.pass2Context(address), "data value");
+  private dataValue(e: Expr, size: number, ctx: EvaluationContext): bigint {
+    const value = evaluateNumber(e, ctx, "data value");
     const bits = BigInt(size * 8);
     if (value < -(1n << (bits - 1n)) || value >= 1n << bits) {
       throw new SourceError(`value ${value} does not fit in ${size} byte(s)`, e.column);
@@ -451,11 +447,8 @@ class Assembly implements DirectiveContext {
       if (name.startsWith(".L")) continue;
       this.report(definition.line, () => {
         const column = definition.kind === "equ" ? definition.expr.column : 1;
-        const value = evaluateAbsolute(
-          { kind: "symbol", name, display: name, column },
-          this.pass2Context(0),
-          name,
-        );
+        const ctx = this.pass2Context(this.current, 0); // `.` does not occur in symbol values
+        const value = evaluateNumber({ kind: "symbol", name, display: name, column }, ctx, name);
         symbols.set(name, BigInt.asUintN(64, toInt64(value, column)));
       });
     }
@@ -471,17 +464,17 @@ class Assembly implements DirectiveContext {
     return symbols;
   }
 
-  private entryPoint(symbols: Map<string, bigint>, textAddress: number): number {
+  /** `_start` if defined (it must be in code), else the start of .text. */
+  private entryPoint(symbols: Map<string, bigint>, placement: Layout, textAddress: number): number {
     const entry = symbols.get(ENTRY_SYMBOL);
     if (entry === undefined) return textAddress;
-    const code = this.placement?.code;
-    if (!code || entry < BigInt(code.start) || entry >= BigInt(code.end)) {
+    const inCode = placement.sections.some(
+      (s) => s.kind === "text" && entry >= s.address && entry < s.address + s.size,
+    );
+    if (!inCode) {
       const line = this.symbols.get(ENTRY_SYMBOL)?.line ?? 1;
-      this.diagnostics.add(
-        line,
-        1,
-        `${ENTRY_SYMBOL} (0x${entry.toString(16)}) is not in a code section`,
-      );
+      const message = `${ENTRY_SYMBOL} (0x${entry.toString(16)}) is not in an executable section`;
+      this.diagnostics.add(line, 1, message);
       return textAddress;
     }
     return Number(entry);
@@ -534,4 +527,9 @@ class Assembly implements DirectiveContext {
         writable: section.kind === "data" || section.kind === "bss",
       }));
   }
+}
+
+/** The expression `.`. */
+function here(column: number): Expr {
+  return { kind: "dot", column };
 }

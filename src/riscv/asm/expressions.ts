@@ -1,8 +1,10 @@
 /**
- * Expression evaluation. Before layout, a label's value is an offset in its
- * section (a relocatable value); after layout every symbol is absolute. Only
- * the combinations a linker could resolve are allowed on relocatable values:
- * address ± constant and the difference of two addresses in one section.
+ * Expression evaluation. A label's value is an offset in its section (a
+ * relocatable value), both before and after layout, so that the same rules
+ * apply in both passes: only the combinations a linker could resolve are
+ * allowed, address ± constant and the difference of two addresses in one
+ * section. Where a number is needed, an address becomes a number once
+ * layout has placed its section.
  *
  * Arithmetic is on unbounded integers so that nothing is silently truncated;
  * range checks happen where a value is stored. `>>` is a logical shift of the
@@ -22,6 +24,8 @@ export interface EvaluationContext {
   symbolValue(name: string, column: number): Value | undefined;
   /** The value of `.`. */
   readonly location: Value;
+  /** The address of `offset` in `section`, or undefined before layout. */
+  addressOf(section: string, offset: bigint): bigint | undefined;
   /** For %pcrel_lo: the target of the %pcrel_hi instruction at `address`, if there is one. */
   pcrelHiTarget(address: bigint): bigint | undefined;
 }
@@ -66,9 +70,21 @@ export function evaluate(expr: Expr, ctx: EvaluationContext): Value {
   }
 }
 
-/** Evaluates `expr`, which must come out absolute (`what` names it in the error). */
-export function evaluateAbsolute(expr: Expr, ctx: EvaluationContext, what: string): bigint {
-  return requireAbsolute(evaluate(expr, ctx), what, expr.column);
+/**
+ * Evaluates `expr` to a number: a constant, or an address once layout is
+ * done (`what` names the operand in the error).
+ */
+export function evaluateNumber(expr: Expr, ctx: EvaluationContext, what: string): bigint {
+  return toNumber(evaluate(expr, ctx), ctx, what, expr.column);
+}
+
+function toNumber(value: Value, ctx: EvaluationContext, what: string, column: number): bigint {
+  if (value.section === null) return value.offset;
+  const address = ctx.addressOf(value.section, value.offset);
+  if (address === undefined) {
+    throw new SourceError(`${what} needs a constant, not an address in ${value.section}`, column);
+  }
+  return address;
 }
 
 function requireAbsolute(value: Value, what: string, column: number): bigint {
@@ -153,14 +169,14 @@ function evaluateRelocation(
   ctx: EvaluationContext,
 ): bigint {
   const column = expr.column;
-  const operand = toInt64(evaluateAbsolute(expr.operand, ctx, `%${expr.op}`), column);
+  const operand = toInt64(evaluateNumber(expr.operand, ctx, `%${expr.op}`), column);
   switch (expr.op) {
     case "hi":
       return upper20(operand, `%hi(0x${BigInt.asUintN(64, operand).toString(16)})`, column);
     case "lo":
       return BigInt.asIntN(12, operand);
     case "pcrel_hi": {
-      const pc = requireAbsolute(ctx.location, "%pcrel_hi", column);
+      const pc = toNumber(ctx.location, ctx, "%pcrel_hi", column);
       return upper20(BigInt.asIntN(64, operand - pc), "%pcrel_hi: pc-relative offset", column);
     }
     case "pcrel_lo": {

@@ -50,11 +50,11 @@ function assertSameMemory(ours: ProgramImage, gnu: ProgramImage): void {
   );
 }
 
-describe("assembler vs GNU binutils", { skip }, () => {
+void describe("assembler vs GNU binutils", { skip }, () => {
   const seeds = [0x5eed_0001n, 0xfa017_11een, 42n];
   for (const seed of seeds) {
     for (const program of corpus(seed)) {
-      test(`${program.name} (seed ${seed}) loads the same bytes`, () => {
+      void test(`${program.name} (seed ${seed}) loads the same bytes`, () => {
         requireTools();
         const ours = assemble(program.source, {
           fileName: `${program.name}.s`,
@@ -70,7 +70,7 @@ describe("assembler vs GNU binutils", { skip }, () => {
     }
   }
 
-  test("GNU readelf and objdump accept our ELF output", () => {
+  void test("GNU readelf and objdump accept our ELF output", () => {
     requireTools();
     const [program] = corpus(1n);
     const { elf } = assemble(program.source, { textAddress: program.textAddress });
