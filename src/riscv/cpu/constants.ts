@@ -43,7 +43,8 @@ export const SSTATUS_SPIE = 1 << 5;
 export const SSTATUS_SPP = 1 << 8;
 export const SSTATUS_SUM = 1 << 18;
 export const SSTATUS_MXR = 1 << 19;
-export const SSTATUS_WRITABLE = SSTATUS_SIE | SSTATUS_SPIE | SSTATUS_SPP | SSTATUS_SUM | SSTATUS_MXR;
+export const SSTATUS_WRITABLE =
+  SSTATUS_SIE | SSTATUS_SPIE | SSTATUS_SPP | SSTATUS_SUM | SSTATUS_MXR;
 /** UXL = 2 (64-bit U-mode), bits 33:32, i.e. bit 1 of the high word; read-only. */
 export const SSTATUS_HI_UXL64 = 2;
 

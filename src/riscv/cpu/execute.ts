@@ -550,7 +550,11 @@ export function execute(hart: Hart, limit: number): number {
         const thi = (x[a + 1] + (imm >> 31) + (((base + imm) | 0) >>> 0 < base >>> 0 ? 1 : 0)) | 0;
         if ((tlo & 2) !== 0 || !pairIsSafe(thi)) {
           hart.pc = fetchBase + off;
-          hart.raiseException((tlo & 2) !== 0 ? CAUSE_MISALIGNED_FETCH : CAUSE_FETCH_ACCESS, tlo, thi);
+          hart.raiseException(
+            (tlo & 2) !== 0 ? CAUSE_MISALIGNED_FETCH : CAUSE_FETCH_ACCESS,
+            tlo,
+            thi,
+          );
           fetchBase = hart.pc - REFILL;
           off = REFILL;
           traps++;

@@ -35,10 +35,7 @@ export const EXIT_GUEST_PAGE_FAULT = 2;
 /** Another thread posted request bits (see hart-control). */
 export const EXIT_REQUEST = 3;
 export type ExitReason =
-  | typeof EXIT_BUDGET
-  | typeof EXIT_SBI
-  | typeof EXIT_GUEST_PAGE_FAULT
-  | typeof EXIT_REQUEST;
+  typeof EXIT_BUDGET | typeof EXIT_SBI | typeof EXIT_GUEST_PAGE_FAULT | typeof EXIT_REQUEST;
 
 /** Outcome of an out-of-line instruction helper, read by the interpreter loop. */
 export const STEP_DONE = 0;
@@ -139,7 +136,10 @@ export class Hart {
   }
 
   getRegister(index: number): bigint {
-    return BigInt.asUintN(64, (BigInt(this.x[2 * index + 1]) << 32n) | BigInt(this.x[2 * index] >>> 0));
+    return BigInt.asUintN(
+      64,
+      (BigInt(this.x[2 * index + 1]) << 32n) | BigInt(this.x[2 * index] >>> 0),
+    );
   }
 
   setRegister(index: number, value: bigint): void {
@@ -196,8 +196,7 @@ export class Hart {
     if (pending === 0) return;
     if (this.priv === PRIV_S && (this.sstatus & SSTATUS_SIE) === 0) return;
     // Supervisor priority order: external, software, timer.
-    const irq =
-      pending & MIP_SEIP ? IRQ_S_EXT : pending & MIP_SSIP ? IRQ_S_SOFT : IRQ_S_TIMER;
+    const irq = pending & MIP_SEIP ? IRQ_S_EXT : pending & MIP_SSIP ? IRQ_S_SOFT : IRQ_S_TIMER;
     this.enterTrap(irq, -2147483648, 0, 0);
     if (this.stvecMode === 1) this.pc += 4 * irq;
   }
@@ -308,7 +307,9 @@ export class Hart {
     tlb.writeLo[e] = t.writable ? pageLo : TLB_INVALID;
     tlb.writeHi[e] = addrHi;
     if (access === ACCESS_WRITE && !t.writable) {
-      throw new Error(`translation hook granted a write to gpa 0x${gpaPage.toString(16)} read-only`);
+      throw new Error(
+        `translation hook granted a write to gpa 0x${gpaPage.toString(16)} read-only`,
+      );
     }
     return e;
   }

@@ -1,4 +1,9 @@
-import { ACCESS_READ, ACCESS_WRITE, type AccessType, CAUSE_ILLEGAL_INSTRUCTION } from "./constants.js";
+import {
+  ACCESS_READ,
+  ACCESS_WRITE,
+  type AccessType,
+  CAUSE_ILLEGAL_INSTRUCTION,
+} from "./constants.js";
 import type { Hart } from "./hart.js";
 import { EXIT_GUEST_PAGE_FAULT, STEP_DONE, STEP_EXIT, STEP_TRAP } from "./hart.js";
 import { TLB_MASK } from "./tlb.js";
@@ -35,7 +40,13 @@ function byteHi(lo: number, hi: number, i: number): number {
  * that a fault on the second page leaves memory untouched. Returns the entries
  * packed as first + second * 65536, or -1.
  */
-function resolvePages(hart: Hart, lo: number, hi: number, size: number, access: AccessType): number {
+function resolvePages(
+  hart: Hart,
+  lo: number,
+  hi: number,
+  size: number,
+  access: AccessType,
+): number {
   const first = entryFor(hart, lo, hi, access);
   if (first < 0) return -1;
   const lastLo = (lo + size - 1) | 0;

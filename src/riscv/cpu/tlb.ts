@@ -26,8 +26,12 @@ export class SoftTlb {
   readonly offset = new Int32Array(TLB_ENTRIES);
   readonly region = new Int32Array(TLB_ENTRIES);
   readonly u8: Uint8Array[] = new Array<Uint8Array>(TLB_ENTRIES).fill(new Uint8Array(EMPTY_BUFFER));
-  readonly i16: Int16Array[] = new Array<Int16Array>(TLB_ENTRIES).fill(new Int16Array(EMPTY_BUFFER));
-  readonly i32: Int32Array[] = new Array<Int32Array>(TLB_ENTRIES).fill(new Int32Array(EMPTY_BUFFER));
+  readonly i16: Int16Array[] = new Array<Int16Array>(TLB_ENTRIES).fill(
+    new Int16Array(EMPTY_BUFFER),
+  );
+  readonly i32: Int32Array[] = new Array<Int32Array>(TLB_ENTRIES).fill(
+    new Int32Array(EMPTY_BUFFER),
+  );
   static index(addrLo: number): number {
     return (addrLo >>> PAGE_SHIFT) & TLB_MASK;
   }
