@@ -63,38 +63,33 @@ function run(tool: string, args: string[]): string {
   return result.stdout;
 }
 
-/** Assembles with GNU as and links with GNU ld into an executable; returns its bytes. */
-export function gnuAssembleAndLink(source: string, textAddress: number): Uint8Array {
+export interface GnuBuildOptions {
+  /** Extra flags for as, after GNU_AS_FLAGS (a later -march overrides). */
+  asFlags?: string[];
+  /** Flags for ld; a linker script, if given, is written to link.ld and passed with -T. */
+  ldFlags?: string[];
+  linkerScript?: string;
+}
+
+/** Assembles with GNU as and links with GNU ld; returns the output file's bytes. */
+export function gnuBuild(source: string, options: GnuBuildOptions = {}): Uint8Array {
   return withTempDir((dir) => {
     const sourcePath = join(dir, "prog.s");
     writeFileSync(sourcePath, source);
-    writeFileSync(join(dir, "link.ld"), linkerScript(textAddress));
-    run("as", [...GNU_AS_FLAGS, sourcePath, "-o", join(dir, "prog.o")]);
-    run("ld", [
-      "--no-relax",
-      "--no-warn-rwx-segments",
-      "-T",
-      join(dir, "link.ld"),
-      join(dir, "prog.o"),
-      "-o",
-      join(dir, "prog.elf"),
-    ]);
+    run("as", [...GNU_AS_FLAGS, ...(options.asFlags ?? []), sourcePath, "-o", join(dir, "prog.o")]);
+    const ldFlags = ["--no-relax", "--no-warn-rwx-segments", ...(options.ldFlags ?? [])];
+    if (options.linkerScript !== undefined) {
+      writeFileSync(join(dir, "link.ld"), options.linkerScript);
+      ldFlags.push("-T", join(dir, "link.ld"));
+    }
+    run("ld", [...ldFlags, join(dir, "prog.o"), "-o", join(dir, "prog.elf")]);
     return new Uint8Array(readFileSync(join(dir, "prog.elf")));
   });
 }
 
-/** GNU as's stderr for `source` (empty if it assembled cleanly). */
-export function gnuAssemblerMessages(source: string): string {
-  return withTempDir((dir) => {
-    const sourcePath = join(dir, "prog.s");
-    writeFileSync(sourcePath, source);
-    const result = spawnSync(
-      PREFIX + "as",
-      [...GNU_AS_FLAGS, sourcePath, "-o", join(dir, "prog.o")],
-      { encoding: "utf8" },
-    );
-    return result.stderr;
-  });
+/** GNU as + ld with a linker script reproducing our assembler's layout. */
+export function gnuAssembleAndLink(source: string, textAddress: number): Uint8Array {
+  return gnuBuild(source, { linkerScript: linkerScript(textAddress) });
 }
 
 /** Runs a binutils inspection tool on an ELF file; returns stdout and stderr. */
