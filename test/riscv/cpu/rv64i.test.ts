@@ -68,14 +68,14 @@ const RESULT_REGS = [
   "a4", "a5", "a6", "a7", "t0", "t1", "t2", "s0", "s1",
 ]; // prettier-ignore
 
-describe("RV64I register-register arithmetic", () => {
+void describe("RV64I register-register arithmetic", () => {
   const names = Object.keys(REG_OPS);
   const kernel = new Kernel(names.map((op, i) => `${op} ${RESULT_REGS[i]}, a0, a1`).join("\n"));
   const values = operands(48);
   // Shift amounts: every interesting low-6-bit pattern, with junk in the upper bits.
   const shifts = [0n, 1n, 31n, 32n, 33n, 63n, 64n, 65n, 0xffffn, 0xffff_ffff_ffff_ffc1n, 0x1fn];
 
-  test("match the BigInt model for every operand pair", () => {
+  void test("match the BigInt model for every operand pair", () => {
     for (const a of values) {
       for (const b of [...values, ...shifts]) {
         const g = kernel.call({ a0: a, a1: b });
@@ -87,7 +87,7 @@ describe("RV64I register-register arithmetic", () => {
     }
   });
 
-  test("hand-computed edge cases", () => {
+  void test("hand-computed edge cases", () => {
     const cases: [string, bigint, bigint, bigint][] = [
       ["add", MASK64, 1n, 0n],
       ["sub", 0n, 1n, MASK64],
@@ -123,7 +123,7 @@ describe("RV64I register-register arithmetic", () => {
   });
 });
 
-describe("RV64I register-immediate arithmetic", () => {
+void describe("RV64I register-immediate arithmetic", () => {
   const imms = [0n, 1n, -1n, 2047n, -2048n, 0x555n, -0x556n, 0x7fn, -0x80n, 0x100n, 42n, -42n];
   const items: { op: string; imm: bigint }[] = [];
   for (const op of Object.keys(IMM_OPS)) for (const imm of imms) items.push({ op, imm });
@@ -141,7 +141,7 @@ describe("RV64I register-immediate arithmetic", () => {
   const model = (op: string, a: bigint, imm: bigint): bigint =>
     (IMM_OPS[op] ?? SHIFT_IMM_OPS[op] ?? SHIFT_IMM_W_OPS[op])(a, imm);
 
-  test("match the BigInt model (sign-extended 12-bit immediates, shamt forms)", () => {
+  void test("match the BigInt model (sign-extended 12-bit immediates, shamt forms)", () => {
     const results = kernel.guest.sym("results");
     for (const a of operands(40, 77n)) {
       const g = kernel.call({ a0: a });
@@ -152,7 +152,7 @@ describe("RV64I register-immediate arithmetic", () => {
     }
   });
 
-  test("hand-computed edge cases", () => {
+  void test("hand-computed edge cases", () => {
     const g = runToEnd(`
       li a0, -1
       sltiu s2, a0, -1      # unsigned compare with 0xffff...ffff: equal, so 0
@@ -191,8 +191,8 @@ describe("RV64I register-immediate arithmetic", () => {
   });
 });
 
-describe("LUI and AUIPC", () => {
-  test("LUI sign-extends bit 31 into the upper word", () => {
+void describe("LUI and AUIPC", () => {
+  void test("LUI sign-extends bit 31 into the upper word", () => {
     const g = runToEnd(`
       lui a0, 0x80000
       lui a1, 0x7ffff
@@ -207,7 +207,7 @@ describe("LUI and AUIPC", () => {
     assert.equal(g.reg("a4"), 0n);
   });
 
-  test("AUIPC adds the sign-extended upper immediate to its own pc", () => {
+  void test("AUIPC adds the sign-extended upper immediate to its own pc", () => {
     const g = runToEnd(`
       l0: auipc a0, 0
       l1: auipc a1, 0x80000
@@ -224,8 +224,8 @@ describe("LUI and AUIPC", () => {
   });
 });
 
-describe("JAL and JALR", () => {
-  test("JAL links pc+4 and jumps forward and backward", () => {
+void describe("JAL and JALR", () => {
+  void test("JAL links pc+4 and jumps forward and backward", () => {
     const g = runToEnd(`
       li s2, 0
       jal ra, fwd
@@ -247,7 +247,7 @@ describe("JAL and JALR", () => {
     assert.equal(g.reg("s2"), 11n);
   });
 
-  test("JALR adds the offset, clears bit 0 and links pc+4, also when rd = rs1", () => {
+  void test("JALR adds the offset, clears bit 0 and links pc+4, also when rd = rs1", () => {
     const g = runToEnd(`
       la t0, target1
       addi t0, t0, 1          # odd address: bit 0 is ignored
@@ -274,7 +274,7 @@ describe("JAL and JALR", () => {
   });
 });
 
-describe("conditional branches", () => {
+void describe("conditional branches", () => {
   const BRANCHES: Record<string, (a: bigint, b: bigint) => boolean> = {
     beq: (a, b) => a === b,
     bne: (a, b) => a !== b,
@@ -302,7 +302,7 @@ describe("conditional branches", () => {
     0x8000_0000n, 0xffff_ffff_8000_0000n, 0x1_0000_0000n, 0xffff_ffffn, 0x1_ffff_ffffn,
   ]; // prettier-ignore
 
-  test("taken and not taken, signed and unsigned, for every pair", () => {
+  void test("taken and not taken, signed and unsigned, for every pair", () => {
     let taken = 0;
     let notTaken = 0;
     for (const a of values) {
@@ -319,7 +319,7 @@ describe("conditional branches", () => {
     assert.ok(taken > 100 && notTaken > 100);
   });
 
-  test("backward branches loop the right number of times", () => {
+  void test("backward branches loop the right number of times", () => {
     const g = runToEnd(`
       li a0, 0
       li a1, 1000
@@ -336,7 +336,7 @@ describe("conditional branches", () => {
     assert.equal(g.reg("a3"), 5n);
   });
 
-  test("a branch across a page boundary lands on the right instruction", () => {
+  void test("a branch across a page boundary lands on the right instruction", () => {
     const g = runToEnd(`
       li a0, 0
       j 1f
@@ -353,7 +353,7 @@ describe("conditional branches", () => {
   });
 });
 
-describe("loads and stores", () => {
+void describe("loads and stores", () => {
   const DATA = "0x80 0x81 0x7f 0xff 0x01 0x80 0xfe 0x7f 0x11 0x22 0x33 0x44 0x55 0x66 0x77 0x88";
   const bytes = DATA.split(" ").map(Number);
   const view = new DataView(new Uint8Array([...bytes, ...bytes]).buffer);
@@ -367,7 +367,7 @@ describe("loads and stores", () => {
     ["ld", (at) => view.getBigUint64(at, true)],
   ];
 
-  test("every width with sign and zero extension, at every alignment (misaligned emulated)", () => {
+  void test("every width with sign and zero extension, at every alignment (misaligned emulated)", () => {
     // The data is repeated twice so every offset 0..7 has 8 valid bytes after it.
     const body: string[] = ["la t6, data", "la t5, results"];
     for (let at = 0; at < 8; at++) {
@@ -390,7 +390,7 @@ describe("loads and stores", () => {
     }
   });
 
-  test("negative offsets and a base register that is also rd", () => {
+  void test("negative offsets and a base register that is also rd", () => {
     const g = runToEnd(`
       la a0, data + 2048
       ld a0, -2048(a0)
@@ -406,7 +406,7 @@ describe("loads and stores", () => {
     assert.equal(hex(g.reg("a3")), "0xf0");
   });
 
-  test("stores write exactly their width, at every alignment", () => {
+  void test("stores write exactly their width, at every alignment", () => {
     const STORES: [string, number][] = [
       ["sb", 1],
       ["sh", 2],
@@ -432,7 +432,7 @@ describe("loads and stores", () => {
     }
   });
 
-  test("misaligned loads and stores across a page boundary", () => {
+  void test("misaligned loads and stores across a page boundary", () => {
     const page = RAM_BASE + 0x10_0000; // an otherwise unused page boundary
     for (const [op, ld, width] of [
       ["sh", "lh", 2],
@@ -460,7 +460,7 @@ describe("loads and stores", () => {
     }
   });
 
-  test("a misaligned store whose second page misses exits before writing anything", () => {
+  void test("a misaligned store whose second page misses exits before writing anything", () => {
     const end = RAM_BASE + RAM_SIZE;
     const g = runGuest(`
       li t6, ${end - 4}
@@ -473,7 +473,7 @@ describe("loads and stores", () => {
     assert.deepEqual(g.memory.read(end - 4, 4), new Uint8Array(4));
   });
 
-  test("a misaligned load whose second page misses exits without writing rd", () => {
+  void test("a misaligned load whose second page misses exits without writing rd", () => {
     const end = RAM_BASE + RAM_SIZE;
     const g = runGuest(`
       li t6, ${end - 2}
@@ -487,8 +487,8 @@ describe("loads and stores", () => {
   });
 });
 
-describe("x0", () => {
-  test("is never written, by any kind of instruction", () => {
+void describe("x0", () => {
+  void test("is never written, by any kind of instruction", () => {
     const g = runToEnd(`
       la s0, data
       addi x0, x0, 5
