@@ -276,16 +276,14 @@ class Assembly implements DirectiveContext {
   }
 
   emitFill(length: number, value: number): void {
-    if (this.current.kind === "bss") this.requireZero(value !== 0, 0);
+    if (this.current.kind === "bss") this.requireZero(value !== 0);
     this.current.append({ kind: "fill", offset: this.current.size, length, value }, length);
   }
 
-  private requireZero(nonZero: boolean, column: number): void {
+  private requireZero(nonZero: boolean, column?: number): void {
     if (nonZero) {
-      throw new SourceError(
-        `${this.current.name} holds no data: only zeros can be stored in it`,
-        column || undefined,
-      );
+      const message = `${this.current.name} holds no data: only zeros can be stored in it`;
+      throw new SourceError(message, column);
     }
   }
 

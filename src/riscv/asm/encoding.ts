@@ -207,11 +207,7 @@ const BY_MNEMONIC: ReadonlyMap<string, InstructionSpec> = new Map(
 /** All real (non-pseudo) instructions. */
 export const INSTRUCTION_SPECS: readonly InstructionSpec[] = SPECS;
 
-export function instructionSpec(mnemonic: string): InstructionSpec | undefined {
-  return BY_MNEMONIC.get(mnemonic);
-}
-
-/** Like instructionSpec, for mnemonics the assembler itself relies on. */
+/** The spec of a real instruction the assembler itself relies on (pseudo-instruction expansions). */
 export function requireSpec(mnemonic: string): InstructionSpec {
   const spec = BY_MNEMONIC.get(mnemonic);
   if (!spec) throw new Error(`internal: no instruction '${mnemonic}'`);

@@ -64,10 +64,6 @@ export class FormTable {
     this.forms.set(mnemonic, list);
   }
 
-  has(mnemonic: string): boolean {
-    return this.forms.has(mnemonic);
-  }
-
   /** Expands one source instruction; `column` locates the mnemonic for diagnostics. */
   expand(
     mnemonic: string,

@@ -261,7 +261,7 @@ class ExpressionParser {
   }
 }
 
-export function isPunct(token: Token | undefined, text: string): boolean {
+function isPunct(token: Token | undefined, text: string): boolean {
   return token?.kind === "punct" && token.text === text;
 }
 

@@ -21,7 +21,3 @@ export const T1 = 6;
 export function registerNumber(name: string): number | undefined {
   return REGISTERS.get(name);
 }
-
-export function registerName(reg: number): string {
-  return ABI_NAMES[reg];
-}

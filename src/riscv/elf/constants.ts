@@ -10,11 +10,9 @@ export const EI_CLASS = 4;
 export const EI_DATA = 5;
 export const EI_VERSION = 6;
 export const EI_OSABI = 7;
-export const EI_NIDENT = 16;
 export const ELFCLASS32 = 1;
 export const ELFCLASS64 = 2;
 export const ELFDATA2LSB = 1;
-export const ELFDATA2MSB = 2;
 export const EV_CURRENT = 1;
 export const ELFOSABI_SYSV = 0;
 
@@ -27,12 +25,8 @@ export const ET_CORE = 4;
 
 export const EM_RISCV = 243;
 
-// e_flags bits defined by the RISC-V psABI.
+// e_flags: the RISC-V psABI's "uses compressed instructions" bit.
 export const EF_RISCV_RVC = 0x1;
-export const EF_RISCV_FLOAT_ABI_MASK = 0x6;
-export const EF_RISCV_FLOAT_ABI_SOFT = 0x0;
-export const EF_RISCV_RVE = 0x8;
-export const EF_RISCV_TSO = 0x10;
 
 // Structure sizes for ELF64.
 export const ELF64_EHDR_SIZE = 64;
@@ -41,7 +35,6 @@ export const ELF64_SHDR_SIZE = 64;
 export const ELF64_SYM_SIZE = 24;
 
 // Program header types and flags.
-export const PT_NULL = 0;
 export const PT_LOAD = 1;
 export const PT_DYNAMIC = 2;
 export const PT_INTERP = 3;
@@ -61,17 +54,13 @@ export const SHF_WRITE = 0x1;
 export const SHF_ALLOC = 0x2;
 export const SHF_EXECINSTR = 0x4;
 export const SHN_UNDEF = 0;
-export const SHN_LORESERVE = 0xff00;
 export const SHN_ABS = 0xfff1;
-export const SHN_XINDEX = 0xffff;
 
 // Symbol binding and type (st_info = bind << 4 | type).
 export const STB_LOCAL = 0;
 export const STB_GLOBAL = 1;
 export const STB_WEAK = 2;
 export const STT_NOTYPE = 0;
-export const STT_OBJECT = 1;
-export const STT_FUNC = 2;
 export const STT_SECTION = 3;
 export const STT_FILE = 4;
 

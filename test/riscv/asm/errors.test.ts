@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { assemble, AssemblerError } from "../../../src/riscv/asm/index.js";
+import { Random } from "./corpus.js";
 import { assemblyError, assertAsmError } from "./helpers.js";
 
 void describe("diagnostic format", () => {
@@ -216,5 +217,86 @@ void describe("source mistakes", () => {
 
   void test("textAddress must be a multiple of 4", () => {
     assert.throws(() => assemble("nop", { textAddress: 2 }), RangeError);
+  });
+});
+
+void describe("robustness", () => {
+  void test("mangled source only ever produces AssemblerError", () => {
+    const random = new Random(0xbad_5eedn);
+    const pieces = [
+      ",",
+      "(",
+      ")",
+      "%hi(",
+      "%pcrel_lo(",
+      "1b",
+      "2f",
+      ".",
+      ":",
+      "0x",
+      "'",
+      '"',
+      "-",
+      "<<",
+      "~",
+      "a0",
+      "x32",
+      "/*",
+      "#",
+      ";",
+      "=",
+      "@",
+      "99999999999999999999999",
+      ".equ x,",
+      ".section",
+      ".align",
+      "li",
+      "la",
+      "csrr",
+      "fence",
+      "sd",
+      "amoadd.w",
+      "lr.d",
+      "\t",
+      "\n",
+    ];
+    const lines = [
+      "  .globl _start",
+      "_start: li a0, 0x123456789",
+      "1: addi a1, a0, -1",
+      "  bnez a1, 1b",
+      "  la t0, data",
+      "  lw t1, 4(t0)",
+      "  sd t1, data, t2",
+      "  csrw sscratch, t1",
+      "  amoadd.w a0, a1, (a2)",
+      "  fence rw, rw",
+      "  .data",
+      "data: .word 1, 2, data",
+      '  .asciz "hi"',
+      "  .balign 8",
+      "  .equ K, 3 * 4",
+      "  .bss",
+      "  .space K",
+    ];
+    for (let round = 0; round < 3000; round++) {
+      const source = lines
+        .map((line) => {
+          let mangled = line;
+          for (let edits = random.below(3); edits > 0; edits--) {
+            const at = random.below(mangled.length + 1);
+            mangled = random.below(2)
+              ? mangled.slice(0, at) + random.pick(pieces) + mangled.slice(at)
+              : mangled.slice(0, at) + mangled.slice(at + random.between(1, 4));
+          }
+          return mangled;
+        })
+        .join("\n");
+      try {
+        assemble(source);
+      } catch (error) {
+        assert.ok(error instanceof AssemblerError, `${String(error)}\nfor source:\n${source}`);
+      }
+    }
   });
 });

@@ -11,7 +11,7 @@ import { assemble } from "../../../src/riscv/asm/index.js";
 import type { ProgramImage } from "../../../src/riscv/elf/image.js";
 import { parseElf } from "../../../src/riscv/elf/parse.js";
 import { corpus } from "./corpus.js";
-import { gnuAssembleAndLink, gnuToolStatus, inspectElf } from "./gnu-toolchain.js";
+import { gnuAssembleAndLink, gnuToolStatus, inspectElf, objcopyBinary } from "./gnu-toolchain.js";
 
 const status = gnuToolStatus();
 const skip = status.available || process.env.CI ? false : `skipped: ${status.reason}`;
@@ -85,5 +85,19 @@ void describe("assembler vs GNU binutils", { skip }, () => {
     assert.equal(objdump.stderr, "");
     assert.match(objdump.stdout, /<_start>:/);
     assert.match(objdump.stdout, /ecall/);
+  });
+
+  void test("GNU objcopy extracts the same flat binary from our ELF", () => {
+    requireTools();
+    const [program] = corpus(2n);
+    const { image, elf } = assemble(program.source, { textAddress: program.textAddress });
+    const memory = memoryImage(image);
+    const fileBacked = image.segments.map((s) => s.physAddr + s.data.length);
+    const end = Math.max(...fileBacked);
+    const expected = Uint8Array.from(
+      { length: end - program.textAddress },
+      (_, i) => memory.get(program.textAddress + i) ?? 0,
+    );
+    assert.deepEqual(objcopyBinary(elf), expected);
   });
 });

@@ -12,9 +12,9 @@ export const GNU_AS_FLAGS = ["-march=rv64ima_zicsr_zifencei", "-mabi=lp64", "-mn
 
 export type ToolStatus = { available: true } | { available: false; reason: string };
 
-/** Whether as, ld, readelf and objdump can be run. */
+/** Whether as, ld, objcopy, readelf and objdump can be run. */
 export function gnuToolStatus(): ToolStatus {
-  for (const tool of ["as", "ld", "readelf", "objdump"]) {
+  for (const tool of ["as", "ld", "objcopy", "readelf", "objdump"]) {
     const result = spawnSync(PREFIX + tool, ["--version"], { encoding: "utf8" });
     if (result.error || result.status !== 0) {
       return {
@@ -99,5 +99,16 @@ export function inspectElf(tool: "readelf" | "objdump", args: string[], elf: Uin
     writeFileSync(path, elf);
     const result = spawnSync(PREFIX + tool, [...args, path], { encoding: "utf8" });
     return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+  });
+}
+
+/** `objcopy -O binary`: the loadable contents from the lowest address, gaps zero-filled. */
+export function objcopyBinary(elf: Uint8Array): Uint8Array {
+  return withTempDir((dir) => {
+    const input = join(dir, "prog.elf");
+    const output = join(dir, "prog.bin");
+    writeFileSync(input, elf);
+    run("objcopy", ["-O", "binary", input, output]);
+    return new Uint8Array(readFileSync(output));
   });
 }
