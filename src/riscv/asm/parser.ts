@@ -134,6 +134,14 @@ export class Parser {
           offsetTokens.length === 0 ? null : this.parseExpression(offsetTokens, column);
         return { kind: "memory", offset, base, column };
       }
+      // `8(a9)` is no expression: a value directly before the parenthesis means a bad register.
+      const before = tokens[n - 4];
+      const isRelocationName = isPunct(tokens[n - 5], "%");
+      const isValue =
+        before && (before.kind !== "punct" || before.text === ")") && !isRelocationName;
+      if (baseToken.kind === "ident" && isValue) {
+        throw new SourceError(`'${baseToken.text}' is not a register`, baseToken.column);
+      }
     }
     return { kind: "expr", expr: this.parseExpression(tokens, column), column };
   }
