@@ -25,15 +25,15 @@ function textBytes(source: string): number[] {
   return [...assemble(source).image.segments[0].data];
 }
 
-void describe("data directives", () => {
-  void test(".byte takes signed and unsigned bytes and character literals", () => {
+describe("data directives", () => {
+  test(".byte takes signed and unsigned bytes and character literals", () => {
     assert.deepEqual(
       dataBytes(".byte 1, 255, -1, -128, 'a', '\\n', 0x7f"),
       [1, 255, 255, 128, 97, 10, 127],
     );
   });
 
-  void test("16-, 32- and 64-bit values are little-endian", () => {
+  test("16-, 32- and 64-bit values are little-endian", () => {
     assert.deepEqual(
       dataBytes(".half 0x1234\n.short -2\n.2byte 0xabcd"),
       [0x34, 0x12, 0xfe, 0xff, 0xcd, 0xab],
@@ -51,7 +51,7 @@ void describe("data directives", () => {
     );
   });
 
-  void test("strings: .ascii, .asciz, .string and escapes", () => {
+  test("strings: .ascii, .asciz, .string and escapes", () => {
     assert.deepEqual(dataBytes('.ascii "ab", "c"'), [97, 98, 99]);
     assert.deepEqual(dataBytes('.asciz "ab"'), [97, 98, 0]);
     assert.deepEqual(dataBytes('.string "a", "b"'), [97, 0, 98, 0]);
@@ -59,14 +59,14 @@ void describe("data directives", () => {
     assert.deepEqual(dataBytes('.ascii "#;"  # neither is a comment or separator here'), [35, 59]);
   });
 
-  void test(".space, .skip and .zero", () => {
+  test(".space, .skip and .zero", () => {
     assert.deepEqual(
       dataBytes(".byte 1\n.space 3\n.skip 2, 0xee\n.zero 2\n.byte 2"),
       [1, 0, 0, 0, 0xee, 0xee, 0, 0, 2],
     );
   });
 
-  void test("a data value may refer to a later label or constant", () => {
+  test("a data value may refer to a later label or constant", () => {
     const { image } = assemble("nop\n.data\n.dword later, SIZE\nlater: .byte 1\n.equ SIZE, 3");
     const bytes = segmentAt(image, DATA).data;
     const view = new DataView(bytes.buffer, bytes.byteOffset);
@@ -75,22 +75,22 @@ void describe("data directives", () => {
   });
 });
 
-void describe("alignment", () => {
-  void test(".align is a power of two, .balign a byte count, .p2align like .align", () => {
+describe("alignment", () => {
+  test(".align is a power of two, .balign a byte count, .p2align like .align", () => {
     assert.deepEqual(dataBytes(".byte 1\n.align 2\n.byte 2"), [1, 0, 0, 0, 2]);
     assert.deepEqual(dataBytes(".byte 1\n.balign 4\n.byte 2"), [1, 0, 0, 0, 2]);
     assert.deepEqual(dataBytes(".byte 1\n.p2align 3\n.byte 2"), [1, 0, 0, 0, 0, 0, 0, 0, 2]);
     assert.deepEqual(dataBytes(".byte 1\n.align 0\n.byte 2"), [1, 2]);
   });
 
-  void test("fill value and maximum skip", () => {
+  test("fill value and maximum skip", () => {
     assert.deepEqual(dataBytes(".byte 1\n.balign 4, 0xaa\n.byte 2"), [1, 0xaa, 0xaa, 0xaa, 2]);
     // Padding of 3 exceeds the maximum of 2, so no alignment happens.
     assert.deepEqual(dataBytes(".byte 1\n.balign 4, 0, 2\n.byte 2"), [1, 2]);
     assert.deepEqual(dataBytes(".byte 1, 2\n.balign 4, 0, 2\n.byte 3"), [1, 2, 0, 0, 3]);
   });
 
-  void test("code is padded with nops, as GNU as does", () => {
+  test("code is padded with nops, as GNU as does", () => {
     const nop = [0x13, 0, 0, 0];
     // (Each section also ends padded to its alignment, hence the trailing nops.)
     assert.deepEqual(textBytes("nop\n.align 3\nnop"), [...nop, ...nop, ...nop, ...nop]);
@@ -108,11 +108,11 @@ void describe("alignment", () => {
     ]);
   });
 
-  void test("a code section ends padded to its alignment", () => {
+  test("a code section ends padded to its alignment", () => {
     assert.deepEqual(textBytes(".align 3\nnop"), [0x13, 0, 0, 0, 0x13, 0, 0, 0]);
   });
 
-  void test("the section is aligned as strictly as its strictest .align", () => {
+  test("the section is aligned as strictly as its strictest .align", () => {
     const { image } = assemble("nop\n.section .rodata\n.byte 1\n.align 4\n.byte 2");
     const rodata = image.sections?.find((s) => s.name === ".rodata");
     assert.equal(rodata?.alignment, 16);
@@ -120,7 +120,7 @@ void describe("alignment", () => {
   });
 });
 
-void describe("sections and layout", () => {
+describe("sections and layout", () => {
   const source = `
     .globl _start
     .section .text.init
@@ -145,7 +145,7 @@ void describe("sections and layout", () => {
   const { image } = assemble(source);
   const address = (name: string) => Number(image.symbols.get(name));
 
-  void test(".text first, then other code, then read-only data", () => {
+  test(".text first, then other code, then read-only data", () => {
     assert.equal(address("_start"), TEXT);
     assert.equal(address("init"), TEXT + 4);
     assert.equal(address("x"), TEXT + 8);
@@ -153,14 +153,14 @@ void describe("sections and layout", () => {
     assert.equal(address("r2"), TEXT + 13);
   });
 
-  void test("data starts on the next page, then other data, then bss", () => {
+  test("data starts on the next page, then other data, then bss", () => {
     assert.equal(address("d"), DATA);
     assert.equal(address("m"), DATA + 4);
     assert.equal(address("b"), DATA + 5);
     assert.equal(address("nb"), DATA + 13);
   });
 
-  void test("an R+X segment and an R+W segment whose bss is not in the file", () => {
+  test("an R+X segment and an R+W segment whose bss is not in the file", () => {
     assert.deepEqual(
       image.segments.map((s) => [s.physAddr, s.virtAddr, s.data.length, s.memSize, s.flags]),
       [
@@ -170,7 +170,7 @@ void describe("sections and layout", () => {
     );
   });
 
-  void test("section descriptions for the ELF writer", () => {
+  test("section descriptions for the ELF writer", () => {
     const sections = image.sections?.map((s) => [s.name, s.noBits, s.executable, s.writable]);
     assert.deepEqual(sections, [
       [".text", false, true, false],
@@ -185,7 +185,7 @@ void describe("sections and layout", () => {
     ]);
   });
 
-  void test("a custom text address", () => {
+  test("a custom text address", () => {
     const low = assemble("nop\n.data\n.byte 1", { textAddress: 0x1_0000 }).image;
     assert.deepEqual(
       low.segments.map((s) => s.physAddr),
@@ -193,22 +193,22 @@ void describe("sections and layout", () => {
     );
   });
 
-  void test("a page-sized text pushes data one more page out", () => {
+  test("a page-sized text pushes data one more page out", () => {
     const big = assemble(".space 4096\nnop\n.data\nd: .byte 1").image;
     assert.equal(big.symbols.get("d"), BigInt(TEXT + 0x2000));
   });
 });
 
-void describe("symbols and entry point", () => {
-  void test("entry is _start when defined", () => {
+describe("symbols and entry point", () => {
+  test("entry is _start when defined", () => {
     assert.equal(assemble("nop\n_start: nop").image.entry, TEXT + 4);
   });
 
-  void test("entry is the start of .text otherwise", () => {
+  test("entry is the start of .text otherwise", () => {
     assert.equal(assemble(".section .text.a\nnop\n.text\nnop").image.entry, TEXT);
   });
 
-  void test("labels and constants are symbols; .L and numeric labels are not", () => {
+  test("labels and constants are symbols; .L and numeric labels are not", () => {
     const { image } = assemble(
       ".globl main\nmain: nop\n.Lhidden: nop\n1: nop\n.equ SIZE, 0x40\nNEG = -1\n.set S2, SIZE*2",
     );
@@ -224,13 +224,13 @@ void describe("symbols and entry point", () => {
     assert.deepEqual([...(image.globalSymbols ?? [])], ["main"]);
   });
 
-  void test(".equ with . captures the location where it is defined", () => {
+  test(".equ with . captures the location where it is defined", () => {
     const { image } = assemble("nop\n.equ here, .\nnop\n.word here - 4");
     assert.equal(image.symbols.get("here"), BigInt(TEXT + 4));
     assert.equal(new DataView(image.segments[0].data.buffer).getUint32(8, true), TEXT);
   });
 
-  void test("ignored and harmless directives", () => {
+  test("ignored and harmless directives", () => {
     const source = [
       '.file "x.c"',
       ".option norvc",
@@ -249,14 +249,14 @@ void describe("symbols and entry point", () => {
   });
 });
 
-void describe("labels and expressions", () => {
+describe("labels and expressions", () => {
   const word = (expression: string) =>
     new DataView(dataBytesBuffer(`.dword ${expression}`)).getBigInt64(0, true);
   function dataBytesBuffer(directive: string): ArrayBuffer {
     return Uint8Array.from(dataBytes(directive)).buffer;
   }
 
-  void test("number syntaxes", () => {
+  test("number syntaxes", () => {
     assert.equal(word("0x1F"), 31n);
     assert.equal(word("0b101"), 5n);
     assert.equal(word("017"), 15n);
@@ -265,7 +265,7 @@ void describe("labels and expressions", () => {
     assert.equal(word("'\\''"), 39n);
   });
 
-  void test("GNU as precedence: * / % << >> over & | ^ over + -", () => {
+  test("GNU as precedence: * / % << >> over & | ^ over + -", () => {
     assert.equal(word("1 + 3 & 2"), 3n);
     assert.equal(word("7 - 2 << 1"), 3n);
     assert.equal(word("2 * 3 + 4 * 5"), 26n);
@@ -277,14 +277,14 @@ void describe("labels and expressions", () => {
     assert.equal(word("1 | 6 ^ 3"), 4n);
   });
 
-  void test("division truncates toward zero; >> is logical on 64 bits", () => {
+  test("division truncates toward zero; >> is logical on 64 bits", () => {
     assert.equal(word("-7 / 2"), -3n);
     assert.equal(word("-7 % 2"), -1n);
     assert.equal(word("-8 >> 60"), 15n);
     assert.equal(word("1 << 63"), -(1n << 63n));
   });
 
-  void test("numeric local labels", () => {
+  test("numeric local labels", () => {
     const { image } = assemble("1: nop\nj 1b\nj 1f\n1: j 1b\n2: j 2b");
     const jal = (offset: number) => {
       // jal zero, offset: imm[20|10:1|11|19:12] rd opcode
@@ -304,11 +304,11 @@ void describe("labels and expressions", () => {
     assert.equal(view.getUint32(16, true), jal(0) >>> 0);
   });
 
-  void test("label differences across the whole file", () => {
+  test("label differences across the whole file", () => {
     assert.deepEqual(dataBytes("a: .byte 1, 2\nb: .byte b - a, end - a\nend:"), [1, 2, 2, 4]);
   });
 
-  void test("multiple labels, statements separated by ;, comments", () => {
+  test("multiple labels, statements separated by ;, comments", () => {
     const { image } = assemble("a: b: nop; c: nop # c\n/* multi\nline */ d: nop");
     assert.equal(image.symbols.get("a"), image.symbols.get("b"));
     assert.equal(image.symbols.get("c"), BigInt(TEXT + 4));

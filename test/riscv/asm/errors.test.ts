@@ -5,8 +5,8 @@ import { assemble, AssemblerError } from "../../../src/riscv/asm/index.js";
 import { Random } from "./corpus.js";
 import { assemblyError, assertAsmError } from "./helpers.js";
 
-void describe("diagnostic format", () => {
-  void test("file:line:column: message", () => {
+describe("diagnostic format", () => {
+  test("file:line:column: message", () => {
     const source = "# header\n".repeat(11) + "        addd a0, a1, a2\n";
     const error = assemblyError(source, { fileName: "file.s" });
     assert.ok(error instanceof AssemblerError);
@@ -17,7 +17,7 @@ void describe("diagnostic format", () => {
     assert.equal(error.reason, "unknown instruction 'addd'");
   });
 
-  void test("every error is reported, in source order", () => {
+  test("every error is reported, in source order", () => {
     const error = assemblyError("nop\nfoo\naddi a0, a0\n  bar a0\n", { fileName: "m.s" });
     assert.deepEqual(
       error.diagnostics.map((d) => `${d.line}:${d.column}`),
@@ -27,7 +27,7 @@ void describe("diagnostic format", () => {
     assert.match(error.message, /^m\.s:2:1: unknown instruction 'foo'\nm\.s:3:1: 'addi' takes 3/);
   });
 
-  void test("errors found after layout are all reported too", () => {
+  test("errors found after layout are all reported too", () => {
     const error = assemblyError("addi a0, a0, 4096\nj nowhere\n.data\n.byte 300\n");
     assert.deepEqual(
       error.diagnostics.map((d) => `${d.line}:${d.column}`),
@@ -35,19 +35,19 @@ void describe("diagnostic format", () => {
     );
   });
 
-  void test("errors found after layout carry their line and operand column", () => {
+  test("errors found after layout carry their line and operand column", () => {
     const error = assemblyError("nop\nnop\n  beq a0, a1, nowhere\n");
     assert.equal(error.line, 3);
     assert.equal(error.column, 15);
     assert.equal(error.reason, "undefined symbol 'nowhere'");
   });
 
-  void test("the default file name", () => {
+  test("the default file name", () => {
     assert.match(assemblyError("bogus").message, /^<source>:1:1: /);
   });
 });
 
-void describe("immediates at their limits", () => {
+describe("immediates at their limits", () => {
   const limits: [string, string, string][] = [
     // [fits, one past, error]
     [
@@ -89,20 +89,20 @@ void describe("immediates at their limits", () => {
     ["li a0, -0x8000000000000000", "li a0, -0x8000000000000001", "does not fit in 64 bits"],
   ];
   for (const [fits, past, message] of limits) {
-    void test(`${fits} / ${past}`, () => {
+    test(`${fits} / ${past}`, () => {
       assert.doesNotThrow(() => assemble(fits));
       assertAsmError(past, message);
     });
   }
 
-  void test("branch and jump targets must be 4-byte aligned", () => {
+  test("branch and jump targets must be 4-byte aligned", () => {
     assertAsmError("beq a0, a1, .+6", "beq: misaligned target (offset 6 is not a multiple of 4");
     assertAsmError("jal .+2", "jal: misaligned target");
     assertAsmError("bnez a0, .+1", "misaligned target");
   });
 });
 
-void describe("source mistakes", () => {
+describe("source mistakes", () => {
   const cases: [string, string, string | RegExp][] = [
     ["unknown instruction", "addd a0, a1, a2", "unknown instruction 'addd'"],
     [
@@ -210,18 +210,18 @@ void describe("source mistakes", () => {
     ],
   ];
   for (const [name, source, message] of cases) {
-    void test(name, () => {
+    test(name, () => {
       assertAsmError(source, message);
     });
   }
 
-  void test("textAddress must be a multiple of 4", () => {
+  test("textAddress must be a multiple of 4", () => {
     assert.throws(() => assemble("nop", { textAddress: 2 }), RangeError);
   });
 });
 
-void describe("robustness", () => {
-  void test("mangled source only ever produces AssemblerError", () => {
+describe("robustness", () => {
+  test("mangled source only ever produces AssemblerError", () => {
     const random = new Random(0xbad_5eedn);
     const pieces = [
       ",",

@@ -50,11 +50,11 @@ function assertSameMemory(ours: ProgramImage, gnu: ProgramImage): void {
   );
 }
 
-void describe("assembler vs GNU binutils", { skip }, () => {
+describe("assembler vs GNU binutils", { skip }, () => {
   const seeds = [0x5eed_0001n, 0xfa017_11een, 42n];
   for (const seed of seeds) {
     for (const program of corpus(seed)) {
-      void test(`${program.name} (seed ${seed}) loads the same bytes`, () => {
+      test(`${program.name} (seed ${seed}) loads the same bytes`, () => {
         requireTools();
         const ours = assemble(program.source, {
           fileName: `${program.name}.s`,
@@ -70,7 +70,7 @@ void describe("assembler vs GNU binutils", { skip }, () => {
     }
   }
 
-  void test("GNU readelf and objdump accept our ELF output", () => {
+  test("GNU readelf and objdump accept our ELF output", () => {
     requireTools();
     const [program] = corpus(1n);
     const { elf } = assemble(program.source, { textAddress: program.textAddress });
@@ -87,7 +87,7 @@ void describe("assembler vs GNU binutils", { skip }, () => {
     assert.match(objdump.stdout, /ecall/);
   });
 
-  void test("GNU objcopy extracts the same flat binary from our ELF", () => {
+  test("GNU objcopy extracts the same flat binary from our ELF", () => {
     requireTools();
     const [program] = corpus(2n);
     const { image, elf } = assemble(program.source, { textAddress: program.textAddress });

@@ -11,7 +11,7 @@ function assertExpands(pseudo: string, real: string): void {
   assert.deepEqual(hexWords(pseudo), hexWords(real), `${pseudo}  ==>  ${real}`);
 }
 
-void describe("one-instruction pseudo-instructions", () => {
+describe("one-instruction pseudo-instructions", () => {
   const cases: [string, string][] = [
     ["nop", "addi zero, zero, 0"],
     ["mv a0, a1", "addi a0, a1, 0"],
@@ -77,10 +77,10 @@ void describe("one-instruction pseudo-instructions", () => {
     ["li a0, 0xffffffffffffffff", "addi a0, zero, -1"],
     ["li a0, 'A'", "addi a0, zero, 65"],
   ];
-  for (const [pseudo, real] of cases) void test(pseudo, () => assertExpands(pseudo, real));
+  for (const [pseudo, real] of cases) test(pseudo, () => assertExpands(pseudo, real));
 });
 
-void describe("li follows GNU as's load_const", () => {
+describe("li follows GNU as's load_const", () => {
   const cases: [string, string[]][] = [
     ["li a0, 2048", ["lui a0, 0x1", "addiw a0, a0, -2048"]],
     ["li a0, 0x1000", ["lui a0, 0x1"]],
@@ -110,14 +110,14 @@ void describe("li follows GNU as's load_const", () => {
     ["li a0, BIG", ["addiw a0, zero, 1", "slli a0, a0, 32"]],
   ];
   for (const [pseudo, real] of cases) {
-    void test(pseudo, () => {
+    test(pseudo, () => {
       const prefix = ".equ BIG, 1 << 32\n";
       assertExpands(prefix + pseudo, prefix + real.join("\n"));
     });
   }
 });
 
-void describe("pc-relative pseudo-instructions", () => {
+describe("pc-relative pseudo-instructions", () => {
   // The data label sits 0x1000 - 8 bytes after the first instruction (.data starts on the next page).
   const data = "\n.data\nvalue: .dword 0\n";
   const cases: [string, string][] = [
@@ -143,20 +143,20 @@ void describe("pc-relative pseudo-instructions", () => {
     ["la a0, 5", "addiw a0, zero, 5"],
   ];
   for (const [pseudo, real] of cases) {
-    void test(pseudo.replace(/\n/g, "; "), () => assertExpands(pseudo + data, real + data));
+    test(pseudo.replace(/\n/g, "; "), () => assertExpands(pseudo + data, real + data));
   }
 
-  void test("la reaches backwards with a negative offset", () => {
+  test("la reaches backwards with a negative offset", () => {
     assert.deepEqual(hexWords("x: nop\nla a0, x"), hexWords("nop\nauipc a0, 0\naddi a0, a0, -4"));
   });
 });
 
-void describe("%hi and %lo", () => {
-  void test("absolute addressing of a low address", () => {
+describe("%hi and %lo", () => {
+  test("absolute addressing of a low address", () => {
     const source = ".equ ADDR, 0x12345fff\nlui a0, %hi(ADDR)\naddi a0, a0, %lo(ADDR)";
     assert.deepEqual(hexWords(source), hexWords("lui a0, 0x12346\naddi a0, a0, -1"));
   });
-  void test("%lo in a load and a store offset", () => {
+  test("%lo in a load and a store offset", () => {
     const source = ".equ ADDR, 0x801\nlw a0, %lo(ADDR)(a1)\nsw a0, %lo(ADDR)(a1)";
     assert.deepEqual(hexWords(source), hexWords("lw a0, -2047(a1)\nsw a0, -2047(a1)"));
   });

@@ -69,9 +69,9 @@ const NASTY_U64 = [
   (1n << 64n) - 1n,
 ];
 
-void describe("parseElf fuzzing", () => {
+describe("parseElf fuzzing", () => {
   for (const [name, file] of FILES) {
-    void test(`${name}: every truncation`, () => {
+    test(`${name}: every truncation`, () => {
       const outcomes = new Set<string>();
       for (let length = 0; length < file.length; length++) {
         outcomes.add(parseOrReject(file.subarray(0, length), `truncated to ${length}`));
@@ -79,7 +79,7 @@ void describe("parseElf fuzzing", () => {
       assert.ok(outcomes.has("rejected"));
     });
 
-    void test(`${name}: random byte corruption`, () => {
+    test(`${name}: random byte corruption`, () => {
       const random = new Random(0xe1f_f022n);
       let accepted = 0;
       for (let round = 0; round < 4000; round++) {
@@ -102,7 +102,7 @@ void describe("parseElf fuzzing", () => {
       assert.ok(accepted > 0);
     });
 
-    void test(`${name}: extreme values in every 8-byte header and table field`, () => {
+    test(`${name}: extreme values in every 8-byte header and table field`, () => {
       const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
       const shoff = Number(view.getBigUint64(40, true));
       const fieldOffsets: number[] = [];
@@ -118,7 +118,7 @@ void describe("parseElf fuzzing", () => {
     });
   }
 
-  void test("random garbage", () => {
+  test("random garbage", () => {
     const random = new Random(7n);
     for (let round = 0; round < 500; round++) {
       const bytes = Uint8Array.from({ length: random.below(300) }, () => random.below(256));

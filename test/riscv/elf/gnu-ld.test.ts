@@ -106,8 +106,8 @@ function assertMatchesReadelf(elf: Uint8Array): void {
   assert.deepEqual(image.symbols, readelfSymbols(elf));
 }
 
-void describe("GNU ld executables", { skip }, () => {
-  void test("default linker script", () => {
+describe("GNU ld executables", { skip }, () => {
+  test("default linker script", () => {
     requireTools();
     const elf = gnuBuild(SOURCE, { ldFlags: ["-Ttext=0x80200000"] });
     assertMatchesReadelf(elf);
@@ -118,7 +118,7 @@ void describe("GNU ld executables", { skip }, () => {
     assert.ok(image.sections?.some((s) => s.name === ".bss" && s.noBits && s.size >= 0x2000));
   });
 
-  void test("load addresses different from link addresses (AT)", () => {
+  test("load addresses different from link addresses (AT)", () => {
     requireTools();
     const script = `ENTRY(_start)
 SECTIONS {
@@ -135,7 +135,7 @@ SECTIONS {
     assert.equal(data?.physAddr, 0x8040_0000);
   });
 
-  void test("an RVC executable is rejected", () => {
+  test("an RVC executable is rejected", () => {
     requireTools();
     const elf = gnuBuild(SOURCE, {
       asFlags: ["-march=rv64imac_zicsr"],
@@ -147,7 +147,7 @@ SECTIONS {
     );
   });
 
-  void test("a relocatable object is rejected", () => {
+  test("a relocatable object is rejected", () => {
     requireTools();
     const object = gnuBuild(SOURCE, { ldFlags: ["-r"] });
     assert.throws(() => parseElf(object), /ET_REL \(relocatable object file\)/);

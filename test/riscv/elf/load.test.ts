@@ -43,9 +43,9 @@ class FakeRam implements LoadTarget {
   }
 }
 
-void describe("loadProgram", () => {
+describe("loadProgram", () => {
   for (const withZero of [true, false]) {
-    void test(`places every segment and zeroes bss (${withZero ? "with" : "without"} zero())`, () => {
+    test(`places every segment and zeroes bss (${withZero ? "with" : "without"} zero())`, () => {
       const ram = new FakeRam(RAM_BASE, 0x100_0000, withZero);
       const image = sampleImage();
       loadProgram(image, ram);
@@ -62,7 +62,7 @@ void describe("loadProgram", () => {
     });
   }
 
-  void test("a segment outside RAM is rejected, naming it and the RAM range, before any write", () => {
+  test("a segment outside RAM is rejected, naming it and the RAM range, before any write", () => {
     const ram = new FakeRam(RAM_BASE, 0x20_1010, true);
     assert.throws(
       () => loadProgram(sampleImage(), ram),
@@ -78,7 +78,7 @@ void describe("loadProgram", () => {
     assert.deepEqual(ram.calls, []);
   });
 
-  void test("below RAM", () => {
+  test("below RAM", () => {
     const ram = new FakeRam(0x8030_0000, 0x1000, true);
     assert.throws(
       () => loadProgram(sampleImage(), ram),
@@ -86,7 +86,7 @@ void describe("loadProgram", () => {
     );
   });
 
-  void test("an inconsistent image is rejected", () => {
+  test("an inconsistent image is rejected", () => {
     const image = sampleImage();
     image.segments[0].memSize = 4;
     assert.throws(
@@ -95,7 +95,7 @@ void describe("loadProgram", () => {
     );
   });
 
-  void test("physicalEntry follows the segment's virtual-to-physical offset", () => {
+  test("physicalEntry follows the segment's virtual-to-physical offset", () => {
     const image = sampleImage();
     assert.equal(physicalEntry(image), 0x8020_0000);
     image.segments[0].virtAddr = 0xffff_ffff_8000_0;
@@ -106,15 +106,15 @@ void describe("loadProgram", () => {
   });
 });
 
-void describe("loadElf", () => {
-  void test("parses and loads, returning the image", () => {
+describe("loadElf", () => {
+  test("parses and loads, returning the image", () => {
     const ram = new FakeRam(RAM_BASE, 0x100_0000, true);
     const image = loadElf(writeElf(sampleImage()), ram);
     assert.equal(image.entry, 0x8020_0000);
     assert.deepEqual(ram.at(0x8020_0000, 4), [0x13, 0, 0, 0]);
   });
 
-  void test("format errors come from the parser", () => {
+  test("format errors come from the parser", () => {
     assert.throws(
       () => loadElf(new Uint8Array(10), new FakeRam(RAM_BASE, 0x1000, true)),
       ElfFormatError,
@@ -122,8 +122,8 @@ void describe("loadElf", () => {
   });
 });
 
-void describe("raw binaries", () => {
-  void test("load at 0x8020_0000 by default, entered at their first byte", () => {
+describe("raw binaries", () => {
+  test("load at 0x8020_0000 by default, entered at their first byte", () => {
     const ram = new FakeRam(RAM_BASE, 0x100_0000, true);
     const image = loadRawBinary(Uint8Array.from([1, 2, 3]), ram);
     assert.equal(RAW_IMAGE_LOAD_ADDRESS, 0x8020_0000);
@@ -131,7 +131,7 @@ void describe("raw binaries", () => {
     assert.deepEqual(ram.at(RAW_IMAGE_LOAD_ADDRESS, 4), [1, 2, 3, 0xcc]);
   });
 
-  void test("at another address", () => {
+  test("at another address", () => {
     const image = rawImage(Uint8Array.from([9]), 0x8000_0000);
     assert.deepEqual(image.segments, [
       {

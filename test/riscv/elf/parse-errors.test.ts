@@ -28,7 +28,7 @@ function assertRejected(bytes: Uint8Array, message: RegExp): void {
   );
 }
 
-void describe("parseElf rejects", () => {
+describe("parseElf rejects", () => {
   const cases: [string, (view: DataView, bytes: Uint8Array) => void, RegExp][] = [
     ["bad magic", (_, b) => (b[1] = 0x46), /bad magic: not an ELF file/],
     ["32-bit class", (_, b) => (b[4] = 1), /32-bit ELF \(ELFCLASS32\)/],
@@ -133,10 +133,10 @@ void describe("parseElf rejects", () => {
     ["empty file", (_, b) => b.fill(0), /bad magic/],
   ];
   for (const [name, edit, message] of cases) {
-    void test(name, () => assertRejected(corrupt(edit), message));
+    test(name, () => assertRejected(corrupt(edit), message));
   }
 
-  void test("files too short for a header", () => {
+  test("files too short for a header", () => {
     assertRejected(new Uint8Array(0), /bad magic/);
     assertRejected(VALID.subarray(0, 3), /bad magic/);
     assertRejected(VALID.subarray(0, 5), /file truncated inside e_ident/);
@@ -147,8 +147,8 @@ void describe("parseElf rejects", () => {
   });
 });
 
-void describe("parseElf tolerates", () => {
-  void test("a missing or broken section header table (symbols are optional)", () => {
+describe("parseElf tolerates", () => {
+  test("a missing or broken section header table (symbols are optional)", () => {
     for (const edit of [
       (v: DataView) => v.setBigUint64(40, 0n, true), // no section headers
       (v: DataView) => v.setBigUint64(40, 0xffffffffn, true), // table outside the file
@@ -162,16 +162,16 @@ void describe("parseElf tolerates", () => {
     assert.equal(parseElf(corrupt((v) => v.setBigUint64(40, 0n, true))).symbols.size, 0);
   });
 
-  void test("other program header types", () => {
+  test("other program header types", () => {
     const image = parseElf(corrupt((v) => v.setUint32(PHDR1, 0x70000003, true))); // PT_RISCV_ATTRIBUTES
     assert.equal(image.segments.length, 1);
   });
 
-  void test("flags other than RVC (float ABI, TSO) are accepted", () => {
+  test("flags other than RVC (float ABI, TSO) are accepted", () => {
     assert.doesNotThrow(() => parseElf(corrupt((v) => v.setUint32(48, 0x10 | 0x2, true))));
   });
 
-  void test("input that is a view into a larger buffer", () => {
+  test("input that is a view into a larger buffer", () => {
     const padded = new Uint8Array(VALID.length + 16);
     padded.set(VALID, 16);
     assert.deepEqual(parseElf(padded.subarray(16)), parseElf(VALID));

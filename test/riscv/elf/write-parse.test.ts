@@ -73,11 +73,11 @@ function sectionHeaders(elf: Uint8Array) {
   return all.map((s) => ({ ...s, name: name(s.nameOffset) }));
 }
 
-void describe("writeElf", () => {
+describe("writeElf", () => {
   const image = sampleImage();
   const elf = writeElf(image);
 
-  void test("is a little-endian ELF64 RISC-V executable without RVC", () => {
+  test("is a little-endian ELF64 RISC-V executable without RVC", () => {
     assert.deepEqual([...elf.subarray(0, 7)], [0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]);
     const h = header(elf);
     assert.equal(h.type, ET_EXEC);
@@ -86,7 +86,7 @@ void describe("writeElf", () => {
     assert.equal(h.flags, 0);
   });
 
-  void test("one PT_LOAD per segment, page-aligned and congruent", () => {
+  test("one PT_LOAD per segment, page-aligned and congruent", () => {
     const phdrs = programHeaders(elf);
     assert.equal(phdrs.length, image.segments.length);
     phdrs.forEach((ph, i) => {
@@ -103,7 +103,7 @@ void describe("writeElf", () => {
     });
   });
 
-  void test("section headers for contents, symbols and names", () => {
+  test("section headers for contents, symbols and names", () => {
     const sections = sectionHeaders(elf);
     assert.deepEqual(
       sections.map((s) => [s.name, s.type]),
@@ -129,11 +129,11 @@ void describe("writeElf", () => {
     assert.equal(symtab.info, 3);
   });
 
-  void test("parseElf reads back the same image", () => {
+  test("parseElf reads back the same image", () => {
     assert.deepEqual(parseElf(elf), image);
   });
 
-  void test("without section descriptions, sections are derived from the segments", () => {
+  test("without section descriptions, sections are derived from the segments", () => {
     const bare = sampleImage();
     delete bare.sections;
     delete bare.globalSymbols;
@@ -150,7 +150,7 @@ void describe("writeElf", () => {
     assert.deepEqual(parsed.symbols, bare.symbols);
   });
 
-  void test("rejects an image it cannot represent", () => {
+  test("rejects an image it cannot represent", () => {
     const bad = sampleImage();
     bad.segments[1].memSize = 2;
     assert.throws(() => writeElf(bad), /memSize 2 is smaller than its data/);
@@ -160,7 +160,7 @@ void describe("writeElf", () => {
     assert.throws(() => writeElf(badSymbol), /symbol 'neg' value -1 is not a u64/);
   });
 
-  void test("a segment that does not start on a page boundary", () => {
+  test("a segment that does not start on a page boundary", () => {
     const odd: ProgramImage = {
       entry: 0x1234,
       segments: [
@@ -179,7 +179,7 @@ void describe("writeElf", () => {
     assert.deepEqual(parseElf(writeElf(odd)).segments, odd.segments);
   });
 
-  void test("flags survive", () => {
+  test("flags survive", () => {
     const parsed = parseElf(elf);
     assert.deepEqual(
       parsed.segments.map((s) => s.flags),
