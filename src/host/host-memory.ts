@@ -1,3 +1,4 @@
+import { ErrnoError } from "./errno.js";
 import { lock, unlock } from "./sync.js";
 
 /**
@@ -45,10 +46,6 @@ export interface HostMemoryShare {
   chunks: SharedArrayBuffer[];
   control: SharedArrayBuffer;
   arena: SharedArrayBuffer;
-}
-
-export class OutOfMemoryError extends Error {
-  readonly errno = "ENOMEM";
 }
 
 export class HostMemory {
@@ -139,7 +136,7 @@ export class HostMemory {
     } finally {
       unlock(c, C_LOCK);
     }
-    if (pfn === 0) throw new OutOfMemoryError(`host out of memory (order ${order})`);
+    if (pfn === 0) throw new ErrnoError("ENOMEM", `host out of memory (order ${order})`);
     if (zeroed) this.clearDirty(pfn, 1 << order);
     return pfn;
   }
@@ -230,7 +227,7 @@ export class HostMemory {
       const top = Atomics.load(this.control, C_ARENA_TOP);
       const start = (top + align - 1) & ~(align - 1);
       if (start + size > this.arenaBuffer.byteLength) {
-        throw new OutOfMemoryError("kernel arena exhausted");
+        throw new ErrnoError("ENOMEM", "kernel arena exhausted");
       }
       if (Atomics.compareExchange(this.control, C_ARENA_TOP, top, start + size) === top) {
         return start;
