@@ -94,7 +94,7 @@ function readCsr(hart: Hart, csr: number, retired: number): boolean {
   if (csr >= CSR_CYCLE && csr <= CSR_HPMCOUNTER31) {
     // U-mode reads of counters need their scounteren bit.
     if (hart.priv === PRIV_U && ((hart.scounteren >>> (csr - CSR_CYCLE)) & 1) === 0) return false;
-    if (csr === CSR_CYCLE || csr === CSR_INSTRET) setFromNumber(hart.instret + retired);
+    if (csr === CSR_CYCLE || csr === CSR_INSTRET) setFromNumber(retired);
     else if (csr === CSR_TIME) setFromNumber(hart.readTime());
     else if (csr >= CSR_HPMCOUNTER3) setFromNumber(0);
     return true;
