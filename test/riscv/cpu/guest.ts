@@ -297,3 +297,19 @@ export class Kernel {
     return g.expectEnd();
   }
 }
+
+/** Guest code that drops to U-mode at `label` (SPP cleared, then SRET); clobbers t0. */
+export function enterUser(label: string): string {
+  return `
+    la t0, ${label}
+    csrw sepc, t0
+    li t0, 0x100
+    csrc sstatus, t0
+    sret
+  `;
+}
+
+/** The encoding of a Zicsr instruction, computed independently of the assembler. */
+export function csrInst(funct3: number, rd: number, rs1: number, csr: number): bigint {
+  return BigInt(((csr << 20) | (rs1 << 15) | (funct3 << 12) | (rd << 7) | 0x73) >>> 0);
+}
