@@ -655,8 +655,9 @@ export function execute(hart: Hart, limit: number): number {
       }
     }
     // Anything that breaks out of the switch above is an illegal instruction.
+    // stval gets the instruction's own bits: only 16 for a compressed encoding.
     hart.pc = fetchBase + off;
-    hart.raiseException(CAUSE_ILLEGAL_INSTRUCTION, inst, 0);
+    hart.raiseException(CAUSE_ILLEGAL_INSTRUCTION, (inst & 3) === 3 ? inst : inst & 0xffff, 0);
     fetchBase = hart.pc - REFILL;
     off = REFILL;
     traps++;
