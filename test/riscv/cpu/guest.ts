@@ -313,3 +313,29 @@ export function enterUser(label: string): string {
 export function csrInst(funct3: number, rd: number, rs1: number, csr: number): bigint {
   return BigInt(((csr << 20) | (rs1 << 15) | (funct3 << 12) | (rd << 7) | 0x73) >>> 0);
 }
+
+/** Instruction encoders, independent of the assembler, for reserved and odd encodings. */
+export const encode = {
+  r(opcode: number, rd: number, f3: number, rs1: number, rs2: number, f7: number): number {
+    return ((f7 << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | opcode) >>> 0;
+  },
+  i(opcode: number, rd: number, f3: number, rs1: number, imm: number): number {
+    return (((imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | opcode) >>> 0;
+  },
+  b(f3: number, rs1: number, rs2: number, offset: number): number {
+    const imm =
+      (((offset >> 12) & 1) << 31) |
+      (((offset >> 5) & 0x3f) << 25) |
+      (((offset >> 1) & 0xf) << 8) |
+      (((offset >> 11) & 1) << 7);
+    return (imm | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | 0x63) >>> 0;
+  },
+  jal(rd: number, offset: number): number {
+    const imm =
+      (((offset >> 20) & 1) << 31) |
+      (((offset >> 1) & 0x3ff) << 21) |
+      (((offset >> 11) & 1) << 20) |
+      (((offset >> 12) & 0xff) << 12);
+    return (imm | (rd << 7) | 0x6f) >>> 0;
+  },
+};
