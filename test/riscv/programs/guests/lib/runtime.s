@@ -22,7 +22,7 @@
 
         .equ    SBI_PUTCHAR, 1
         .equ    SBI_SRST, 0x53525354
-        .equ    STACK_SIZE, 0x10000
+        .equ    STACK_SIZE, 0x40000
 
         .text
         .globl  _start
