@@ -349,11 +349,14 @@ export class Hart {
     const v = f.unsigned ? BigInt.asUintN(bits, value) : BigInt.asIntN(bits, value);
     this.setRegister(f.rd, v);
     this.pc += 4;
+    // The exit did not count the instruction; it retires now.
+    this.instret++;
   }
 
   /** Finish an MMIO store that exited as a guest page fault. */
   completeMmioStore(): void {
     this.pc += 4;
+    this.instret++;
   }
 
   /** The value of a store that exited as a guest page fault. */
