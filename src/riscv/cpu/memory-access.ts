@@ -122,7 +122,8 @@ export function storeSlow(hart: Hart, inst: number, lo: number, hi: number): num
   if (entries < 0) {
     const f = hart.fault;
     f.size = size;
-    f.storeLo = vlo;
+    // Only the bytes the store writes, like storeHi for narrow stores.
+    f.storeLo = size >= 4 ? vlo : vlo & (size === 1 ? 0xff : 0xffff);
     f.storeHi = size === 8 ? vhi : 0;
     return failedAccessStatus(hart);
   }
