@@ -1,0 +1,108 @@
+import type { HostMemory } from "../host/host-memory.js";
+import { CTRL_REQUESTS, postRequest } from "../riscv/cpu/hart-control.js";
+
+/**
+ * The part of a vCPU that other threads use, in the arena: the hart's control
+ * words (pending interrupts, request bits, wake-up sequence), the vCPU's mode
+ * and exit epoch for KVM-style requests, and the SBI HSM state.
+ *
+ * Requests follow KVM's protocol (kvm_make_all_cpus_request): set the bit on
+ * every vCPU; for each vCPU that is in guest mode, kick it and wait until it
+ * has left guest mode once. A vCPU checks its requests after entering guest
+ * mode and before running guest code, so one that enters later sees the bit.
+ */
+
+// Word offsets inside a vCPU record (the first four are the hart's control block).
+export const V_CONTROL = 0;
+const V_MODE = 4;
+const V_EPOCH = 5;
+export const V_HSM_STATE = 6;
+/** Float64 slots (8-byte aligned word offsets) for addresses. */
+export const V_HSM_START_ADDR = 8;
+export const V_HSM_OPAQUE = 10;
+export const V_STEAL_ADDR = 12;
+export const VCPU_RECORD_WORDS = 16;
+
+export const OUTSIDE_GUEST_MODE = 0;
+export const IN_GUEST_MODE = 1;
+
+/** Request bits (KVM_REQ_*). */
+export const REQ_TLB_FLUSH = 1 << 0;
+export const REQ_RECORD_STEAL = 1 << 1;
+export const REQ_HSM = 1 << 2;
+export const REQ_SYSTEM_EVENT = 1 << 3;
+/** Just leave guest mode (the caller wants the vCPU out of KVM_RUN or synced). */
+export const REQ_KICK = 1 << 4;
+
+/** SBI HSM hart states. */
+export const HSM_STARTED = 0;
+export const HSM_STOPPED = 1;
+export const HSM_START_PENDING = 2;
+
+export class VcpuShared {
+  readonly control: Int32Array;
+  private readonly words: Int32Array;
+  private readonly base: number;
+
+  constructor(
+    readonly host: HostMemory,
+    readonly offset: number,
+  ) {
+    this.words = host.arenaI32;
+    this.base = offset >> 2;
+    this.control = new Int32Array(host.arenaBuffer, offset + V_CONTROL * 4, 4);
+  }
+
+  static allocate(host: HostMemory): number {
+    return host.arenaAllocate(VCPU_RECORD_WORDS * 4, 64);
+  }
+
+  word(index: number): number {
+    return Atomics.load(this.words, this.base + index);
+  }
+
+  setWord(index: number, value: number): void {
+    Atomics.store(this.words, this.base + index, value);
+  }
+
+  compareExchangeWord(index: number, expected: number, value: number): number {
+    return Atomics.compareExchange(this.words, this.base + index, expected, value);
+  }
+
+  float(index: number): number {
+    return this.host.arenaF64[(this.offset >> 3) + (index >> 1)];
+  }
+
+  setFloat(index: number, value: number): void {
+    this.host.arenaF64[(this.offset >> 3) + (index >> 1)] = value;
+  }
+
+  /** Called by the vCPU's own thread when it enters guest mode; returns pending requests. */
+  enterGuestMode(): number {
+    Atomics.store(this.words, this.base + V_MODE, IN_GUEST_MODE);
+    return Atomics.load(this.control, CTRL_REQUESTS);
+  }
+
+  /** Called by the vCPU's own thread whenever it leaves guest mode. */
+  exitGuestMode(): void {
+    Atomics.store(this.words, this.base + V_MODE, OUTSIDE_GUEST_MODE);
+    Atomics.add(this.words, this.base + V_EPOCH, 1);
+    Atomics.notify(this.words, this.base + V_EPOCH);
+  }
+
+  /** Post request bits without waiting. */
+  request(bits: number): void {
+    postRequest(this.control, bits);
+  }
+}
+
+/** kvm_make_all_cpus_request: post to all, then wait for those in guest mode. */
+export function requestAllAndWait(vcpus: readonly VcpuShared[], bits: number): void {
+  const epochs = vcpus.map((v) => v.word(V_EPOCH));
+  for (const v of vcpus) v.request(bits);
+  vcpus.forEach((v, i) => {
+    while (v.word(V_MODE) === IN_GUEST_MODE && v.word(V_EPOCH) === epochs[i]) {
+      Atomics.wait(v.host.arenaI32, (v.offset >> 2) + V_EPOCH, epochs[i]);
+    }
+  });
+}
