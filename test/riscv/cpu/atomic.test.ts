@@ -121,6 +121,24 @@ void describe("AMOs", () => {
     assert.equal(g.load32(data + 24), 0x8000_0000);
   });
 
+  void test("rd may equal rs2 or rs1: the operands are read before rd is written", () => {
+    const g = runToEnd(`
+      la s0, data
+      li t0, 5
+      amoadd.d t0, t0, (s0)       # rd = rs2
+      addi s1, s0, 8
+      amoswap.d s1, s1, (s1)      # rd = rs1 = rs2
+      .data
+      .balign 8
+      data: .dword 100, 7
+    `);
+    const data = g.sym("data");
+    assert.equal(g.reg("t0"), 100n);
+    assert.equal(g.load64(data), 105n);
+    assert.equal(g.reg("s1"), 7n);
+    assert.equal(g.load64(data + 8), BigInt(data + 8));
+  });
+
   void test("ordering suffixes assemble and behave like the plain forms", () => {
     const g = runToEnd(`
       la t6, data

@@ -197,12 +197,14 @@ export interface GuestOptions {
   /** The source is used as is, without prelude and epilogue. */
   raw?: boolean;
   memory?: FlatMemory;
+  /** Where .text starts; RAM_BASE by default. */
+  textAddress?: number;
 }
 
 /** Assemble `source` (the body of `main`) and load it; the hart is ready at `_start`. */
 export function makeGuest(source: string, options: GuestOptions = {}): Guest {
   const text = options.raw ? source : PRELUDE + source + EPILOGUE;
-  const { image } = assemble(text, { textAddress: RAM_BASE });
+  const { image } = assemble(text, { textAddress: options.textAddress ?? RAM_BASE });
   const memory = options.memory ?? new FlatMemory(RAM_BASE, RAM_SIZE);
   loadProgram(image, memory);
   const hart = new Hart({ hartId: 0, memory });

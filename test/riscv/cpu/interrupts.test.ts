@@ -324,12 +324,12 @@ void describe("WFI", () => {
     assert.ok(cpuMs < elapsed / 3, `used ${cpuMs.toFixed(1)} ms of CPU in ${elapsed} ms`);
   });
 
-  const wakeFromWorker = async (order: Omit<WakeOrder, "control">, sie: number) => {
+  const wakeFromWorker = async (order: Omit<WakeOrder, "control">, sie: number, body = "wfi") => {
     const g = makeGuest(`
       li t0, ${sie}
       csrw sie, t0
       csrsi sstatus, 2
-      wfi
+      ${body}
       after: li s2, 1
     `);
     // Backstop: the timer ends a WFI that nobody wakes (and the test then fails).
@@ -340,7 +340,8 @@ void describe("WFI", () => {
     const done = once(worker, "message");
     worker.postMessage("go");
     const start = performance.now();
-    const exit = g.run();
+    // A spinning guest must be stopped by the other thread long before this budget ends.
+    const exit = g.run(1_000_000_000);
     const elapsed = performance.now() - start;
     await done;
     await worker.terminate();
@@ -371,5 +372,28 @@ void describe("WFI", () => {
     assert.equal(hex(trap.cause), hex(SSI));
     assert.equal(trap.epc, BigInt(g.sym("after")));
     assert.ok(elapsed >= 90 && elapsed < 2000, `woke after ${elapsed} ms`);
+  });
+
+  void test("a running (not waiting) hart stops at a request posted by another thread", async () => {
+    const { g, exit, elapsed } = await wakeFromWorker(
+      { action: "request", bits: 1, delayMs: 50 },
+      0,
+      "1: addi s3, s3, 1\n j 1b",
+    );
+    assert.equal(exit, EXIT_REQUEST);
+    assert.ok(elapsed >= 40 && elapsed < 3000, `stopped after ${elapsed} ms`);
+    assert.equal(takeRequests(g.hart.control), 1);
+    assert.ok(g.reg("s3") > 0n);
+  });
+
+  void test("an interrupt raised by another thread reaches a running hart", async () => {
+    const { g } = await wakeFromWorker(
+      { action: "interrupt", bits: MIP_SEIP, delayMs: 50 },
+      0x200,
+      "1: addi s3, s3, 1\n j 1b",
+    );
+    const trap = g.expectTrap();
+    assert.equal(hex(trap.cause), hex(SEI));
+    assert.ok(g.reg("s3") > 0n);
   });
 });

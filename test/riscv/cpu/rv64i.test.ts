@@ -4,11 +4,13 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { EXIT_GUEST_PAGE_FAULT } from "../../../src/riscv/cpu/hart.js";
+import { EXIT_GUEST_PAGE_FAULT, EXIT_SBI } from "../../../src/riscv/cpu/hart.js";
+import { FlatMemory } from "../../../src/riscv/testing/flat-memory.js";
 import { ACCESS_READ, ACCESS_WRITE } from "../../../src/riscv/cpu/constants.js";
 import {
   hex,
   Kernel,
+  makeGuest,
   MASK64,
   operands,
   RAM_BASE,
@@ -517,5 +519,90 @@ void describe("x0", () => {
     assert.equal(g.reg(0), 0n);
     assert.equal(g.reg("a0"), 0n);
     assert.equal(g.reg("a1"), 0n);
+  });
+});
+
+void describe("addresses above 4 GiB", () => {
+  // RAM from 0xffff_f000 to 0x1_0000_2000: code runs across the 4 GiB line.
+  const BASE = 0xffff_f000;
+  const source = `
+    .globl _start
+    _start:
+    j cross
+    .skip 4096 - 20
+    cross:                    # 0xffff_fff0
+    li a5, 0
+    li a4, 3
+    loop:                     # 0xffff_fff8
+    addi a5, a5, 1
+    addi a4, a4, -1
+    bnez a4, loop             # 0x1_0000_0000: a backward branch across the line
+    here: auipc a0, 0         # 0x1_0000_0004
+    auipc a1, 0xfffff
+    jal ra, far
+    link:
+    la s0, data
+    ld s1, 0(s0)
+    sd a0, 8(s0)
+    li t0, 0x100000004
+    ld a2, -8(t0)             # 0xffff_fffc: a negative offset borrowing from the upper word
+    li t1, 0xfffffffe
+    li t2, 0x1122334455667788
+    sd t2, 0(t1)              # misaligned store across the line (over code already run)
+    ld a3, 0(t1)
+    lw a4, 2(t1)              # 0x1_0000_0000
+    ecall
+    far:
+    mv s2, ra
+    la t3, back
+    jalr s3, 0(t3)
+    back:
+    ret
+    .data
+    .balign 8
+    data: .dword 0x0123456789abcdef, 0
+  `;
+
+  void test("fetch, branches, links, AUIPC and (misaligned) accesses across the line", () => {
+    const memory = new FlatMemory(BASE, 0x3000);
+    const g = makeGuest(source, { raw: true, memory, textAddress: BASE });
+    assert.equal(g.sym("cross"), 0xffff_fff0, "layout");
+    const codeAcross = g.memory.read(0xffff_fffc, 8);
+    g.run();
+    assert.equal(g.exit, EXIT_SBI);
+    assert.equal(g.reg("a5"), 3n, "the loop across the line ran three times");
+    assert.equal(hex(g.reg("a0")), "0x100000004");
+    assert.equal(hex(g.reg("a1")), hex(0x1_0000_0008n - 0x1000n));
+    assert.equal(g.reg("ra"), BigInt(g.sym("link")));
+    assert.equal(g.reg("s2"), BigInt(g.sym("link")));
+    assert.equal(g.reg("s3"), BigInt(g.sym("back")));
+    assert.ok(g.sym("link") > 0x1_0000_0000);
+    assert.equal(hex(g.reg("s1")), "0x123456789abcdef");
+    assert.equal(g.load64(g.sym("data") + 8), 0x1_0000_0004n);
+    const view = new DataView(codeAcross.buffer);
+    assert.equal(hex(g.reg("a2")), hex(view.getBigUint64(0, true)));
+    assert.equal(hex(g.reg("a3")), "0x1122334455667788");
+    assert.equal(hex(g.reg("a4")), "0x33445566");
+    assert.deepEqual(
+      g.memory.read(0xffff_fffe, 8),
+      new Uint8Array([0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11]),
+    );
+  });
+});
+
+void describe("FENCE and FENCE.I", () => {
+  void test("fences execute; code stored before FENCE.I is fetched", () => {
+    const g = runToEnd(`
+      fence
+      fence rw, rw
+      fence.tso
+      fence.i
+      la t0, patch
+      li t1, ${0x02a0_0513}   # li a0, 42
+      sw t1, 0(t0)
+      fence.i
+      patch: li a0, 1
+    `);
+    assert.equal(g.reg("a0"), 42n);
   });
 });
