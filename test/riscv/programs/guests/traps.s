@@ -134,6 +134,22 @@ at_vectored:
         la      a0, n_count
         call    print_kd
 
+        # an ecall from S-mode is an SBI call, not a trap: an unknown
+        # extension answers SBI_ERR_NOT_SUPPORTED (-2); the value in a1 is
+        # unspecified on error (OpenSBI zeroes it), so it is not printed
+        li      a7, 0x0a000000          # in no SBI range anyone implements
+        li      a6, 0
+        li      a0, 0
+        li      a1, 0x1234
+        ecall
+        mv      a1, a0
+        la      a0, n_sbi_unknown
+        call    print_kd
+        la      t0, trap_count
+        ld      a1, 0(t0)
+        la      a0, n_count
+        call    print_kd
+
         li      a0, 0
         ld      ra, 0(sp)
         ld      s0, 8(sp)
@@ -420,6 +436,7 @@ n_sstatus_after:   .asciz "sstatus after sret (SPP|SPIE|SIE)"
 n_stvec_vectored:  .asciz "stvec vectored - base"
 n_vectored:     .asciz "ebreak, vectored stvec"
 n_count:        .asciz "traps taken"
+n_sbi_unknown:  .asciz "sbi unknown extension error"
 n_register:     .asciz "register preserved"
 n_registers_checked: .asciz "registers checked"
 
