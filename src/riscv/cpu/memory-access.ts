@@ -90,10 +90,24 @@ export function loadSlow(hart: Hart, inst: number, lo: number, hi: number): numb
   }
   let vlo = 0;
   let vhi = 0;
-  for (let i = 0; i < size; i++) {
-    const byte = byteAt(hart, entries, lo, i);
-    if (i < 4) vlo |= byte << (8 * i);
-    else vhi |= byte << (8 * (i - 4));
+  if ((lo & (size - 1)) === 0) {
+    // Naturally aligned (a TLB miss): one element access, like the fast path,
+    // so that other harts never see it torn.
+    const tlb = hart.tlb;
+    const e = entries & 0xffff;
+    const at = tlb.offset[e] + (lo & 4095);
+    if (size === 1) vlo = tlb.u8[e][at];
+    else if (size === 2) vlo = tlb.i16[e][at >> 1];
+    else {
+      vlo = tlb.i32[e][at >> 2];
+      if (size === 8) vhi = tlb.i32[e][(at >> 2) + 1];
+    }
+  } else {
+    for (let i = 0; i < size; i++) {
+      const byte = byteAt(hart, entries, lo, i);
+      if (i < 4) vlo |= byte << (8 * i);
+      else vhi |= byte << (8 * (i - 4));
+    }
   }
   if (size < 8) {
     const shift = 32 - 8 * size;
@@ -127,9 +141,22 @@ export function storeSlow(hart: Hart, inst: number, lo: number, hi: number): num
     f.storeHi = size === 8 ? vhi : 0;
     return failedAccessStatus(hart);
   }
-  for (let i = 0; i < size; i++) {
-    const byte = i < 4 ? (vlo >>> (8 * i)) & 0xff : (vhi >>> (8 * (i - 4))) & 0xff;
-    setByteAt(hart, entries, lo, i, byte);
+  if ((lo & (size - 1)) === 0) {
+    // Naturally aligned (a TLB miss): one element access, as in loadSlow.
+    const tlb = hart.tlb;
+    const e = entries & 0xffff;
+    const at = tlb.offset[e] + (lo & 4095);
+    if (size === 1) tlb.u8[e][at] = vlo;
+    else if (size === 2) tlb.i16[e][at >> 1] = vlo;
+    else {
+      tlb.i32[e][at >> 2] = vlo;
+      if (size === 8) tlb.i32[e][(at >> 2) + 1] = vhi;
+    }
+  } else {
+    for (let i = 0; i < size; i++) {
+      const byte = i < 4 ? (vlo >>> (8 * i)) & 0xff : (vhi >>> (8 * (i - 4))) & 0xff;
+      setByteAt(hart, entries, lo, i, byte);
+    }
   }
   hart.pc += 4;
   return STEP_DONE;
