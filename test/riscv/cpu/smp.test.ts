@@ -13,9 +13,9 @@ import type { HartJob, HartReport } from "./smp-worker.js";
 
 const HARTS = 4;
 
-/** Run `guest`'s program on HARTS workers at once; returns their reports. */
-async function runOnWorkers(guest: Guest, budget: number): Promise<HartReport[]> {
-  const workers = Array.from({ length: HARTS }, (_, hartId) => {
+/** Run `guest`'s program on `harts` workers at once; returns their reports. */
+async function runOnWorkers(guest: Guest, budget: number, harts = HARTS): Promise<HartReport[]> {
+  const workers = Array.from({ length: harts }, (_, hartId) => {
     const workerData: HartJob = {
       buffer: guest.memory.buffer,
       base: RAM_BASE,
@@ -132,5 +132,61 @@ void describe("atomicity across threads", { timeout: 60_000 }, () => {
     assert.equal(g.load64(g.sym("counter")), BigInt(HARTS * N));
     assert.equal(g.load32(g.sym("counter") + 8), 2 * HARTS * N);
     assert.equal(g.load32(g.sym("lock")), 0, "the lock is free at the end");
+  });
+
+  void test("aligned word stores are never seen torn, also when the store misses the TLB", async () => {
+    // Hart 0 flips a word between 0 and -1, flushing its TLB before every
+    // store so that each one takes the slow path; hart 1 reads the word
+    // until hart 0 is done and counts values that are neither.
+    const N = 20_000;
+    const g = makeGuest(`
+      la s0, word
+      la s1, done
+      la s2, torn
+      bnez a0, reader
+      li s3, ${N}
+      li s4, -1
+      1: sfence.vma
+      sw s4, 0(s0)
+      sfence.vma
+      sh s4, 8(s0)
+      sfence.vma
+      sw zero, 0(s0)
+      sfence.vma
+      sh zero, 8(s0)
+      addi s3, s3, -1
+      bnez s3, 1b
+      li t0, 1
+      amoswap.w zero, t0, (s1)
+      j end
+      reader:
+      li s5, -1
+      li s6, 0                # reads
+      2: lw t0, 0(s0)
+      lh t1, 8(s0)
+      addi s6, s6, 1
+      beqz t0, 3f
+      beq t0, s5, 3f
+      amoadd.w zero, s5, (s2) # torn word: count down
+      3: beqz t1, 4f
+      beq t1, s5, 4f
+      amoadd.w zero, s5, (s2)
+      4: lw t2, 0(s1)
+      beqz t2, 2b
+      sd s6, 8(s2)
+      end:
+      .data
+      .balign 64
+      word: .dword 0, 0
+      done: .word 0
+      .balign 8
+      torn: .dword 0, 0
+    `);
+    const reports = await runOnWorkers(g, 1_000_000_000, 2);
+    assertAllEnded(g, reports);
+    const torn = g.load32(g.sym("torn"));
+    const reads = g.load64(g.sym("torn") + 8);
+    assert.ok(reads > 1000n, `the reader ran alongside (${reads} reads)`);
+    assert.equal(torn, 0, `torn values seen: ${(-torn | 0) >>> 0} in ${reads} reads`);
   });
 });
