@@ -606,3 +606,24 @@ void describe("FENCE and FENCE.I", () => {
     assert.equal(g.reg("a0"), 42n);
   });
 });
+
+void describe("constants", () => {
+  void test("li materializes any 64-bit constant (LUI/ADDIW/SLLI/ADDI chains)", () => {
+    const values = [
+      ...operands(120, 99n),
+      0x7fff_ffff_8000_0000n,
+      0xffff_ffff_7fff_ffffn,
+      0x7fff_f800n,
+      0x7fff_f7ffn,
+      0xffff_ffff_f800n,
+    ];
+    // Signed decimal operands, stored 8 bytes apart (offsets stay below 2048).
+    const body = values.map((v, i) => `li a0, ${s64(v)}\nsd a0, ${8 * i}(t6)`);
+    const g = runToEnd(
+      `la t6, out\n${body.join("\n")}\n.data\n.balign 8\nout: .zero ${8 * values.length}\n`,
+    );
+    values.forEach((v, i) => {
+      assert.equal(hex(g.load64(g.sym("out") + 8 * i)), hex(v), `li ${hex(v)}`);
+    });
+  });
+});
