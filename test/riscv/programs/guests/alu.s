@@ -249,6 +249,20 @@ exact_checks:
         li      a1, 0
         la      a2, name_jalr_link
         call    check
+        la      ra, 4f                  # jalr with rd = rs1: target first
+        jalr    ra, 0(ra)
+4:      la      t1, 4b
+        sub     a0, ra, t1
+        li      a1, 0
+        la      a2, name_jalr_same
+        call    check
+        la      t0, operands            # a load into x0 is performed and discarded
+        lw      zero, 8(t0)
+        ld      zero, 0(t0)
+        mv      a0, zero
+        li      a1, 0
+        la      a2, name_load_x0
+        call    check
         # writes to x0 are discarded
         li      zero, 5
         addi    zero, zero, 7
@@ -374,3 +388,5 @@ name_auipc:     .asciz "auipc distance"
 name_jal_link:  .asciz "jal link"
 name_jalr_link: .asciz "jalr link"
 name_x0:        .asciz "x0 stays 0"
+name_jalr_same: .asciz "jalr ra, 0(ra)"
+name_load_x0:   .asciz "load into x0"

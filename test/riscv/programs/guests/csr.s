@@ -5,7 +5,8 @@
 # read-only sstatus.UXL, writable bits of sie), the counters'
 # readability, and a supervisor software interrupt raised through sip.SSIP:
 # held off by sstatus.SIE and sie.SSIE, taken in direct and vectored mode,
-# ending wfi without a trap while SIE is off.
+# ending wfi without a trap while SIE is off, and taken as soon as an sret
+# sets SIE from SPIE.
 #
 # sstatus is printed masked to the fields faultline implements (QEMU also
 # has FS/VS/SD for its FPU); sepc/stvec hold valid addresses only (wider
@@ -287,6 +288,22 @@ after_vectored:
         call    report_interrupt
         la      t0, trap_entry
         csrw    stvec, t0
+        # pending and enabled in sie, SIE off: sret with SPIE = 1 turns SIE
+        # on and the interrupt is taken before the sret's target runs
+        csrsi   sip, 2
+        la      s0, after_sret
+        csrw    sepc, s0
+        li      t0, 0x120               # SPP = S, SPIE = 1
+        csrs    sstatus, t0
+        sret
+after_sret:
+        nop
+        csrci   sstatus, 2
+        la      t0, interrupts
+        ld      a1, 0(t0)
+        la      a0, n_taken_sret
+        call    print_kd
+        call    report_interrupt
         csrw    sie, zero
         ld      ra, 0(sp)
         ld      s0, 8(sp)
@@ -420,6 +437,7 @@ n_taken_masked: .asciz "interrupts taken while SSIE clear"
 n_taken_wfi:    .asciz "interrupts taken after wfi with SIE clear"
 n_taken:        .asciz "interrupts taken after SIE set"
 n_sip_after:    .asciz "sip after the handler"
+n_taken_sret:   .asciz "interrupts taken after sret"
 n_vectored_hits: .asciz "vectored software interrupt entries"
 n_int_scause:   .asciz "  scause"
 n_int_sepc:     .asciz "  sepc - next instruction"

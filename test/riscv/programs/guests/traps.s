@@ -76,6 +76,56 @@ at_ebreak:
         ebreak
         call    report
 
+        # reserved encodings (reserved in every extension QEMU 7.2 has, too)
+        la      a1, n_enc0
+        la      a0, 1f
+1:      .word   0x0205151b
+        call    report
+        la      a1, n_enc1
+        la      a0, 1f
+1:      .word   0x0205551b
+        call    report
+        la      a1, n_enc2
+        la      a0, 1f
+1:      .word   0x04051513
+        call    report
+        la      a1, n_enc3
+        la      a0, 1f
+1:      .word   0x40b51533
+        call    report
+        la      a1, n_enc4
+        la      a0, 1f
+1:      .word   0x40b52533
+        call    report
+        la      a1, n_enc5
+        la      a0, 1f
+1:      .word   0x00b52063
+        call    report
+        la      a1, n_enc6
+        la      a0, 1f
+1:      .word   0x00057503
+        call    report
+        la      a1, n_enc7
+        la      a0, 1f
+1:      .word   0x00a5c023
+        call    report
+        la      a1, n_enc8
+        la      a0, 1f
+1:      .word   0x00051067
+        call    report
+        la      a1, n_enc9
+        la      a0, 1f
+1:      .word   0x000000f3
+        call    report
+        la      a1, n_enc10
+        la      a0, 1f
+1:      .word   0x10208073
+        call    report
+        la      a1, n_enc11
+        la      a0, 1f
+1:      .word   0x1015252f
+        call    report
+
         # every register survives a trap
         call    register_check
 
@@ -429,6 +479,18 @@ n_unknown_csr:  .asciz "csrr 0x5ff"
 n_cycle_write:  .asciz "csrw cycle"
 n_mret:         .asciz "mret"
 n_ebreak:       .asciz "ebreak"
+n_enc0:        .asciz "slliw shamt 32 (0x0205151b)"
+n_enc1:        .asciz "srliw funct7 1 (0x0205551b)"
+n_enc2:        .asciz "slli funct6 1 (0x04051513)"
+n_enc3:        .asciz "sub-family f3=1 (0x20) (0x40b51533)"
+n_enc4:        .asciz "sub-family f3=2 (0x20) (0x40b52533)"
+n_enc5:        .asciz "branch f3=2 (0x00b52063)"
+n_enc6:        .asciz "load f3=7 (0x00057503)"
+n_enc7:        .asciz "store f3=4 (0x00a5c023)"
+n_enc8:        .asciz "jalr f3=1 (0x00051067)"
+n_enc9:        .asciz "ecall rd=1 (0x000000f3)"
+n_enc10:        .asciz "sret rs1=1 (0x10208073)"
+n_enc11:        .asciz "lr.w rs2=1 (0x1015252f)"
 n_spp:          .asciz "ebreak with SIE=0"
 n_spie:         .asciz "ebreak with SIE=1"
 n_sstatus_in_trap: .asciz "sstatus in trap (SPP|SPIE|SIE)"
