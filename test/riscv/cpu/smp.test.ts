@@ -189,4 +189,50 @@ void describe("atomicity across threads", { timeout: 60_000 }, () => {
     assert.ok(reads > 1000n, `the reader ran alongside (${reads} reads)`);
     assert.equal(torn, 0, `torn values seen: ${(-torn | 0) >>> 0} in ${reads} reads`);
   });
+
+  void test(
+    "aligned doubleword loads and stores are single-copy atomic",
+    {
+      todo:
+        "known limitation: LD/SD move two int32 halves (JavaScript has no tear-free " +
+        "64-bit plain access short of Atomics on BigInt64Array, which allocates), " +
+        "so another hart can see half of a doubleword store",
+    },
+    async () => {
+      const N = 100_000;
+      const g = makeGuest(`
+        la s0, word
+        la s1, done
+        la s2, torn
+        bnez a0, reader
+        li s3, ${N}
+        li s4, -1
+        1: sd s4, 0(s0)
+        sd zero, 0(s0)
+        addi s3, s3, -1
+        bnez s3, 1b
+        li t0, 1
+        amoswap.w zero, t0, (s1)
+        j end
+        reader:
+        li s5, -1
+        2: ld t0, 0(s0)
+        beqz t0, 3f
+        beq t0, s5, 3f
+        amoadd.w zero, s5, (s2)
+        3: lw t2, 0(s1)
+        beqz t2, 2b
+        end:
+        .data
+        .balign 64
+        word: .dword 0
+        done: .word 0
+        .balign 8
+        torn: .dword 0
+      `);
+      const reports = await runOnWorkers(g, 1_000_000_000, 2);
+      assertAllEnded(g, reports);
+      assert.equal(g.load32(g.sym("torn")), 0, "torn doublewords seen");
+    },
+  );
 });
