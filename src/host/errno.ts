@@ -18,7 +18,10 @@ export type Errno =
   | "EIO"
   | "EINTR"
   | "ESRCH"
-  | "ENOTTY";
+  | "ENOTTY"
+  | "EMFILE"
+  | "ENODEV"
+  | "EFBIG";
 
 /** A failed call: `errno` is what the ioctl or system call would have returned, negated. */
 export class ErrnoError extends Error {
