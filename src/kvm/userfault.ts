@@ -42,7 +42,7 @@ export class UserfaultContext {
     host: HostMemory,
     vmOffset: number,
     private readonly bitmap: GfnBitmap,
-    private readonly signalEventfd: (fd: number) => void,
+    private readonly signalEventfd: (eventfdObject: number) => void,
   ) {
     this.words = host.arenaI32;
     this.base = vmOffset >> 2;
@@ -56,11 +56,16 @@ export class UserfaultContext {
     return this.load(VM_UF_ENABLED) !== 0;
   }
 
+  /** The eventfd object (arena offset) the context holds a reference to. */
+  get eventfd(): number {
+    return this.load(VM_UF_EVENTFD);
+  }
+
   get options(): number {
     return this.load(VM_UF_OPTIONS);
   }
 
-  /** Enable under the caller's slots lock; EEXIST if already enabled. */
+  /** Enable under the caller's slots lock, with a reference to the eventfd object. */
   enable(options: number, eventfd: number): void {
     if (this.enabled) fail("EEXIST", "userfault is already enabled on this VM");
     Atomics.store(this.words, this.base + VM_UF_OPTIONS, options);

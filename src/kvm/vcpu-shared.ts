@@ -17,10 +17,12 @@ export const V_CONTROL = 0;
 const V_MODE = 4;
 const V_EPOCH = 5;
 export const V_HSM_STATE = 6;
-/** Float64 slots (8-byte aligned word offsets) for addresses. */
+/** 64-bit values as (lo, hi) word pairs: HSM start address and opaque, steal-time shmem. */
 export const V_HSM_START_ADDR = 8;
 export const V_HSM_OPAQUE = 10;
 export const V_STEAL_ADDR = 12;
+/** 1 while a steal-time record is registered. */
+export const V_STEAL_ENABLED = 14;
 export const VCPU_RECORD_WORDS = 16;
 
 export const OUTSIDE_GUEST_MODE = 0;
@@ -69,12 +71,15 @@ export class VcpuShared {
     return Atomics.compareExchange(this.words, this.base + index, expected, value);
   }
 
-  float(index: number): number {
-    return this.host.arenaF64[(this.offset >> 3) + (index >> 1)];
+  /** A 64-bit value kept as a (lo, hi) word pair. */
+  pair(index: number): bigint {
+    const lo = BigInt(Atomics.load(this.words, this.base + index) >>> 0);
+    return (BigInt(Atomics.load(this.words, this.base + index + 1) >>> 0) << 32n) | lo;
   }
 
-  setFloat(index: number, value: number): void {
-    this.host.arenaF64[(this.offset >> 3) + (index >> 1)] = value;
+  setPair(index: number, value: bigint): void {
+    Atomics.store(this.words, this.base + index, Number(BigInt.asIntN(32, value)));
+    Atomics.store(this.words, this.base + index + 1, Number(BigInt.asIntN(32, value >> 32n)));
   }
 
   /** Called by the vCPU's own thread when it enters guest mode; returns pending requests. */

@@ -19,6 +19,13 @@ export const VM_STAGE2_ROOT = 6;
 export const VM_STAGE2_STATS = 7;
 export const VM_ATTR_USERFAULT = 10;
 export const VM_ATTR_PRIVATE = 11;
+/** The system event (SRST) that stops every vCPU: type + 1 (0 = none) and reason. */
+export const VM_SYSTEM_EVENT = 12;
+export const VM_SYSTEM_EVENT_REASON = 13;
+/** Float64 (words 14-15): host wall-clock ms at which guest time 0 is, shared by all vCPUs. */
+export const VM_TIME_EPOCH = 14;
+/** KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 enabled: getDirtyLog leaves clearing to clearDirtyLog. */
+export const VM_MANUAL_DIRTY_PROTECT = 24;
 
 // Userfault context.
 export const VM_UF_ENABLED = 16;

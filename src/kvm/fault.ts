@@ -1,0 +1,82 @@
+import { PAGE_SIZE } from "../host/host-memory.js";
+import { lock, unlock } from "../host/sync.js";
+import { ACCESS_WRITE, type AccessType } from "../riscv/cpu/constants.js";
+import type { Memslot } from "./memslots.js";
+import { FRAMES_AT_LEVEL, LEVEL_4K, type MappingLevel } from "./stage2.js";
+import { MEM_LOG_DIRTY_PAGES, MEM_READONLY, MEM_USERFAULT, USERFAULT_ASYNC_ALL } from "./uapi.js";
+import type { Vm } from "./vm.js";
+import { VM_MMU_LOCK } from "./vm-layout.js";
+
+/** What a stage-2 fault came to. */
+export const FAULT_MAPPED = 0;
+/** No memslot (or a write to a read-only one): the access is MMIO for the VMM. */
+export const FAULT_MMIO = 1;
+/** The page is userfault: the vCPU exits with MEMORY_FAULT. */
+export const FAULT_USERFAULT = 2;
+export type FaultOutcome = typeof FAULT_MAPPED | typeof FAULT_MMIO | typeof FAULT_USERFAULT;
+
+/**
+ * True when gfn of `slot` must not be translated: the RFC's per-VM USERFAULT
+ * attribute while userfault is enabled, or a set bit in the slot's VMM-owned
+ * bitmap in the upstream shape.
+ */
+export function gfnHasUserfault(vm: Vm, slot: Memslot, gfn: number): boolean {
+  if (vm.userfault.enabled && vm.userfaultBits.test(gfn)) return true;
+  return (slot.flags & MEM_USERFAULT) !== 0 && vm.backing.userfaultBitmapTest(slot, gfn);
+}
+
+/**
+ * The vCPU's stage-2 fault handler (user_mem_abort / kvm_tdp_page_fault),
+ * run outside guest mode. The userfault check comes first (the RFC's fast
+ * path), then the page is found in the slot's backing and mapped, 4 KiB only
+ * while userfault or dirty logging is on, and retried if an invalidation ran
+ * meanwhile (the mmu sequence moved).
+ */
+export function handleStage2Fault(
+  vm: Vm,
+  slot: Memslot,
+  gpa: number,
+  access: AccessType,
+): FaultOutcome {
+  const gfn = Math.floor(gpa / PAGE_SIZE);
+  const write = access === ACCESS_WRITE;
+  for (;;) {
+    if (!vm.findMemslot(gfn, slot)) return FAULT_MMIO;
+    if (write && (slot.flags & MEM_READONLY) !== 0) return FAULT_MMIO;
+    const sequence = vm.mmuSequence;
+    if (gfnHasUserfault(vm, slot, gfn)) {
+      if ((vm.userfault.options & USERFAULT_ASYNC_ALL) === 0 || !vm.userfault.enabled) {
+        return FAULT_USERFAULT;
+      }
+      // Under USERFAULT_ASYNC_ALL the handler lives elsewhere: sleep on the
+      // asynchronous queue like any other accessor, then retry.
+      const result = vm.userfault.waitForRelease(gfn);
+      if (result === "destroyed") return FAULT_USERFAULT;
+      continue;
+    }
+    const pfn = vm.backing.pfnFor(slot, gfn, write);
+    const dirtyLogging = (slot.flags & MEM_LOG_DIRTY_PAGES) !== 0;
+    const forceSmall = dirtyLogging || vm.userfault.enabled || (slot.flags & MEM_USERFAULT) !== 0;
+    const level: MappingLevel = forceSmall ? LEVEL_4K : vm.backing.maxLevel(slot, gfn);
+    const span = FRAMES_AT_LEVEL[level];
+    const headGfn = gfn - (gfn % span);
+    const headPfn = pfn - (gfn - headGfn);
+    // Read faults on a dirty-logged slot map read-only, so the first write faults again.
+    const writable = (slot.flags & MEM_READONLY) === 0 && (!dirtyLogging || write);
+    lock(vm.words, vm.base + VM_MMU_LOCK);
+    let retry = false;
+    try {
+      if (vm.mmuSequence !== sequence) {
+        retry = true;
+      } else if (!vm.stage2.map(headGfn, headPfn, level, writable) && writable) {
+        // Already mapped (a racing vCPU, or write-protected for dirty logging).
+        vm.stage2.makeWritable(gfn);
+      }
+    } finally {
+      unlock(vm.words, vm.base + VM_MMU_LOCK);
+    }
+    if (retry) continue;
+    if (write && dirtyLogging) vm.markDirty(slot, gfn);
+    return FAULT_MAPPED;
+  }
+}
