@@ -47,7 +47,6 @@ export interface MemfdOptions {
 // Layout after the common header: the name's length in bytes, then the name.
 const M_NAME_LENGTH = FILE_HEADER_BYTES;
 const M_NAME = FILE_HEADER_BYTES + 4;
-const MEMFD_BYTES = M_NAME + MEMFD_NAME_MAX + 3;
 
 registerFileType(FILE_MEMFD, "memfd", (host, object) => {
   host.pageCache(host.memory.arenaI32[(object >> 2) + OBJ_PAGE_CACHE]).destroy();
@@ -75,7 +74,14 @@ export class Memfds {
     if (options.hugePageSize === undefined && (flags & MFD_HUGETLB) !== 0) pageSize = 2 ** 21;
     const cache = PageCache.create(this.host, size, pageSize, options.maxSize ?? size);
     const memory = this.host.memory;
-    const object = memory.arenaAllocate(MEMFD_BYTES, 8);
+    let object: number;
+    try {
+      // File objects are never reused (a stale number must not name a new file): keep them small.
+      object = memory.arenaAllocate(M_NAME + encoded.length, 8);
+    } catch (error) {
+      this.host.pageCache(cache).destroy();
+      throw error;
+    }
     memory.arenaI32[(object + M_NAME_LENGTH) >> 2] = encoded.length;
     memory.arenaU8.set(encoded, object + M_NAME);
     initFileObject(memory, object, FILE_MEMFD, cache, FILE_MAPPABLE);

@@ -66,9 +66,15 @@ describe("eventfd", () => {
     const fd = host.eventfd();
     const workers = new HostWorkers(host, 1);
     try {
+      // A first read that returns at once: the worker is up and done loading.
+      const warm = host.eventfd(1);
+      assert.equal(
+        (await workers.ask<{ value: bigint }>(0, { kind: "eventfd-read", fd: warm })).value,
+        1n,
+      );
       const reply = workers.ask<{ value: bigint }>(0, { kind: "eventfd-read", fd });
       // Let the worker block; a spinning reader would burn ~the whole interval of CPU.
-      await sleep(200);
+      await sleep(50);
       const before = process.cpuUsage();
       await sleep(300);
       const used = process.cpuUsage(before);
@@ -86,6 +92,8 @@ describe("eventfd", () => {
     const fd = host.eventfd();
     const workers = new HostWorkers(host, 1);
     try {
+      const warm = host.eventfd();
+      await workers.ask(0, { kind: "eventfd-write", fd: warm, value: 1, delayMs: 0 });
       const written = workers.ask(0, { kind: "eventfd-write", fd, value: 7, delayMs: 300 });
       let ticks = 0;
       const timer = setInterval(() => ticks++, 10);
