@@ -936,6 +936,17 @@ export class AddressSpace {
     };
   }
 
+  /** Page size of the mapping containing `hva`, 0 when unmapped; no allocation (for stage-2 sizing). */
+  pageSizeAt(hva: number): number {
+    if (
+      !(hva >= this.cStart && hva < this.cEnd) ||
+      Atomics.load(this.i32, this.cSlot + M_GEN) !== this.cGen
+    ) {
+      if (this.find(hva) < 0) return 0;
+    }
+    return PAGE_SIZE << this.cPieceShift;
+  }
+
   /** 4 KiB frames mapped by the mapping containing `hva` (EFAULT when unmapped). */
   residentFrames(hva: number): number {
     const s = this.find(hva);

@@ -249,6 +249,8 @@ describe("address space: shared and huge mappings", () => {
     const m2 = anon(host, 4 * MiB, { flags: MAP_HUGETLB });
     assert.equal(m2 % (2 * MiB), 0);
     assert.equal(host.mm.mapping(m2)?.pageSize, PAGE_SIZE_2M);
+    assert.equal(host.mm.pageSizeAt(m2 + 3 * MiB), PAGE_SIZE_2M);
+    assert.equal(host.mm.pageSizeAt(m2 + 4 * MiB), 0);
     const pfn = host.faultIn(m2 + 2 * MiB + 3 * 4096 + 7, FAULT_WRITE);
     assert.equal((pfn - 3) % 512, 0);
     assert.equal(host.lookupPfn(m2 + 2 * MiB), pfn - 3);
