@@ -219,7 +219,8 @@ export class AddressSpace {
   private cPieceMask = 0;
 
   constructor(
-    private readonly host: Host,
+    /** The kernel this address space belongs to (for the userfault handler). */
+    readonly host: Host,
     /** Arena offset of the address space (from `AddressSpace.allocate`). */
     readonly offset: number,
   ) {

@@ -185,6 +185,20 @@ describe("address space: mappings", () => {
     assert.equal(host.mm.mappingCount, 4);
   });
 
+  test("page tables that do not fit in the kernel arena are ENOMEM", () => {
+    const host = smallHost({ arenaBytes: 4 * MiB });
+    throwsErrno(() => anon(host, 64 * GiB), "ENOMEM");
+    throwsErrno(() => host.memfdCreate("big", 64 * GiB), "ENOMEM");
+    throwsErrno(
+      () => host.mmap({ length: 64 * GiB, prot: RW, flags: MAP_SHARED | MAP_ANONYMOUS }),
+      "ENOMEM",
+    );
+    assert.equal(host.mm.mappingCount, 0);
+    assert.equal(host.files.openCount, 0);
+    const hva = anon(host, 64 * MiB);
+    assert.ok(host.faultIn(hva, FAULT_WRITE) > 0);
+  });
+
   test("MAP_POPULATE faults every page in at once", () => {
     const host = smallHost();
     const hva = anon(host, 10 * 4096, { flags: MAP_POPULATE });

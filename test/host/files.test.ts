@@ -12,6 +12,8 @@ import {
 } from "../../src/host/files.js";
 import { MAP_SHARED, PROT_READ, PROT_WRITE } from "../../src/host/address-space.js";
 import { smallHost, throwsErrno } from "./helpers.js";
+import type { SyscallsReply } from "./host-worker.js";
+import { HostWorkers } from "./workers.js";
 
 describe("file table", () => {
   test("descriptors start at 3 and the lowest free one is reused", () => {
@@ -89,5 +91,23 @@ describe("file table", () => {
     assert.deepEqual(released, [object]);
     assert.equal(tryGetFile(host.memory, object), false);
     assert.throws(() => putFile(host, object), /released twice/);
+  });
+
+  test("a worker thread makes system calls on the same kernel", async () => {
+    const host = smallHost();
+    const mine = host.eventfd();
+    const workers = new HostWorkers(host, 1);
+    try {
+      const { fd, hva } = await workers.ask<SyscallsReply>(0, { kind: "syscalls", closeFd: mine });
+      assert.equal(host.files.typeOf(mine), 0, "the worker closed the main thread's eventfd");
+      assert.equal(host.memfds.name(fd), "from-worker");
+      assert.equal(new TextDecoder().decode(host.memfds.pread(fd, 5, 4096)), "hello");
+      assert.equal(new TextDecoder().decode(host.copyFromUser(hva + 4096, 5)), "hello");
+      host.munmap(hva, 8192);
+      host.close(fd);
+      assert.equal(host.memory.framesInUse, 0);
+    } finally {
+      await workers.close();
+    }
   });
 });

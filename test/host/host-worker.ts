@@ -41,7 +41,14 @@ export type Order =
   | { kind: "eventfd-read"; fd: number }
   | { kind: "eventfd-write"; fd: number; value: number; delayMs: number }
   | { kind: "userfault"; hva: number; eventfd: number }
+  | { kind: "syscalls"; closeFd: number }
   | { kind: "exit" };
+
+/** What the "syscalls" order made: a memfd, a mapping of it holding "hello", and a closed fd. */
+export interface SyscallsReply {
+  fd: number;
+  hva: number;
+}
 
 /** Wait until every worker has arrived, so that their next steps overlap. */
 function barrier(control: Int32Array, parties: number): void {
@@ -117,6 +124,16 @@ if (!isMainThread && parentPort) {
         setUserfaultHandler(null);
         const first = host.memory.chunkU8[HostMemory.chunkOf(pfn)][HostMemory.offsetOf(pfn)];
         port.postMessage({ pfn, first, seen });
+        break;
+      }
+      case "syscalls": {
+        // Any thread makes system calls on the one kernel: descriptors and
+        // mappings made here are the main thread's too, and the other way round.
+        const fd = host.memfdCreate("from-worker", 8192);
+        const hva = host.mmap({ length: 8192, prot: 3, flags: 1, fd });
+        host.copyToUser(hva + 4096, new TextEncoder().encode("hello"));
+        host.close(order.closeFd);
+        port.postMessage({ fd, hva } satisfies SyscallsReply);
         break;
       }
       case "exit":
