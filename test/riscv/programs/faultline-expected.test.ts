@@ -6,17 +6,21 @@
  */
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { test } from "node:test";
+import { availableParallelism } from "node:os";
+import { describe, test } from "node:test";
 import { assertSameOutput } from "./compare.js";
 import {
   buildGuest,
   expectedPath,
   GUESTS_DIR,
   programNames,
-  runOnFaultline,
+  runOnFaultlineInWorker,
 } from "./guest-programs.js";
 
 const names = programNames();
+/** A program runs in well under a second; a hang is stopped after this. */
+const TIMEOUT_MS = 60_000;
+const CONCURRENCY = Math.max(2, Math.min(8, availableParallelism()));
 
 test("every guest program has an expected output, and every expected output a program", () => {
   assert.ok(names.length > 0, `no programs in ${GUESTS_DIR}`);
@@ -29,16 +33,22 @@ test("every guest program has an expected output, and every expected output a pr
   assert.deepEqual(orphans, [], ".expected files without a program");
 });
 
-for (const name of names) {
-  test(`${name} prints QEMU's output on faultline`, (t) => {
-    if (!existsSync(expectedPath(name))) {
-      t.skip("no .expected file (see the test above)");
-      return;
+describe(
+  "guest programs on faultline vs their expected output",
+  { concurrency: CONCURRENCY },
+  () => {
+    for (const name of names) {
+      test(name, async (t) => {
+        if (!existsSync(expectedPath(name))) {
+          t.skip("no .expected file (see the test above)");
+          return;
+        }
+        const expected = readFileSync(expectedPath(name), "latin1");
+        const result = await runOnFaultlineInWorker(buildGuest(name), TIMEOUT_MS);
+        assertSameOutput(result.console, expected, "faultline", "expected (QEMU)");
+        assert.equal(result.stop, "shutdown", `stopped by ${result.stop}, not a shutdown`);
+        assert.equal(result.shutdownReason, 0, "shut down with a failure reason");
+      });
     }
-    const expected = readFileSync(expectedPath(name), "latin1");
-    const result = runOnFaultline(buildGuest(name));
-    assertSameOutput(result.console, expected, "faultline", "expected (QEMU)");
-    assert.equal(result.stop, "shutdown", `stopped by ${result.stop}, not a shutdown`);
-    assert.equal(result.shutdownReason, 0, "shut down with a failure reason");
-  });
-}
+  },
+);

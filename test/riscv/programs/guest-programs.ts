@@ -15,6 +15,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
 import { AssemblerError, assemble } from "../../../src/riscv/asm/index.js";
 import { Hart } from "../../../src/riscv/cpu/hart.js";
 import { loadElf, physicalEntry } from "../../../src/riscv/elf/index.js";
@@ -59,6 +60,11 @@ export function startLine(name: string): string {
   return `${START_MARKER}${name} ####\n`;
 }
 
+/** The source of a program as assembled: runtime.s followed by <name>.s. */
+export function guestSource(name: string): string {
+  return combinedSource(name).source;
+}
+
 /** runtime.s followed by <name>.s, and where the program's lines start. */
 function combinedSource(name: string): { source: string; programFirstLine: number } {
   let runtime = readFileSync(RUNTIME_PATH, "utf8");
@@ -94,6 +100,40 @@ export function runOnFaultline(elf: Uint8Array): ProgramResult {
   hart.setRegister(10, 0n); // a0: hart id
   hart.setRegister(11, 0n); // a1: no device tree here (the programs do not read it)
   return runProgram(hart, MAX_INSTRUCTIONS);
+}
+
+/**
+ * runOnFaultline in a worker thread, so that a program that never shuts down
+ * without executing instructions (a wfi nothing wakes blocks the thread in
+ * Atomics.wait, beyond the instruction budget's reach) fails after
+ * `timeoutMs` instead of hanging the test run. Programs also run in parallel
+ * this way.
+ */
+export function runOnFaultlineInWorker(elf: Uint8Array, timeoutMs: number): Promise<ProgramResult> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL("./faultline-worker.js", import.meta.url), {
+      workerData: elf,
+      execArgv: [], // not the parent's: its flags may be meant for a script or the test runner
+    });
+    const timer = setTimeout(() => {
+      reject(new Error(`faultline did not finish within ${timeoutMs} ms (a hang, such as a wfi)`));
+      void worker.terminate();
+    }, timeoutMs);
+    worker.once("message", (result: ProgramResult) => {
+      clearTimeout(timer);
+      resolve(result);
+      void worker.terminate();
+    });
+    worker.once("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    worker.once("exit", (code) => {
+      clearTimeout(timer);
+      // Does nothing if a result came first.
+      reject(new Error(`the faultline worker exited with code ${code} before a result`));
+    });
+  });
 }
 
 export const QEMU = "qemu-system-riscv64";

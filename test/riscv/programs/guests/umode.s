@@ -4,10 +4,12 @@
 # 3 add-and-double. The user programs print through the same runtime
 # routines (their putchar's ecall lands in the kernel instead of the SBI),
 # then try what U-mode may not do: read sstatus, sret, wfi, sfence.vma,
-# write stvec, read the cycle counter with scounteren clear (allowed once it
-# is set) and ebreak; the kernel reports each trap (sepc relative to the
-# faulting instruction) and skips it. A misaligned load in U-mode is
-# emulated transparently as in S-mode.
+# write stvec, read sscratch, read cycle and instret with scounteren clear
+# (allowed once it is set) and ebreak; the kernel reports each trap (sepc
+# relative to the faulting instruction) and skips it. A misaligned load in
+# U-mode is emulated transparently as in S-mode. Not tried: reading time
+# with scounteren.TM clear, which must trap but which OpenSBI 1.1 emulates
+# for U-mode without checking scounteren.
 
         .equ    FRAME, 256
         .equ    SYS_PUTCHAR, 1
@@ -290,6 +292,12 @@ at_sfence:
         la      s0, at_cycle
 at_cycle:
         rdcycle a0
+        la      s0, at_rdinstret
+at_rdinstret:
+        rdinstret a0
+        la      s0, at_sscratch
+at_sscratch:
+        csrr    a0, sscratch
         la      s0, at_ebreak
 at_ebreak:
         ebreak
