@@ -60,7 +60,6 @@ export function handleStage2Fault(
     const level: MappingLevel = forceSmall ? LEVEL_4K : vm.backing.maxLevel(slot, gfn);
     const span = FRAMES_AT_LEVEL[level];
     const headGfn = gfn - (gfn % span);
-    const headPfn = pfn - (gfn - headGfn);
     // Read faults on a dirty-logged slot map read-only, so the first write faults again.
     const writable = (slot.flags & MEM_READONLY) === 0 && (!dirtyLogging || write);
     lock(vm.words, vm.base + VM_MMU_LOCK);
@@ -68,7 +67,12 @@ export function handleStage2Fault(
     try {
       if (vm.mmuSequence !== sequence) {
         retry = true;
-      } else if (!vm.stage2.map(headGfn, headPfn, level, writable) && writable) {
+      } else if (
+        !vm.stage2.map(headGfn, pfn - (gfn - headGfn), level, writable) &&
+        // A lower table still holds 4 KiB mappings here: map this page alone.
+        (level === LEVEL_4K || !vm.stage2.map(gfn, pfn, LEVEL_4K, writable)) &&
+        writable
+      ) {
         // Already mapped (a racing vCPU, or write-protected for dirty logging).
         vm.stage2.makeWritable(gfn);
       }

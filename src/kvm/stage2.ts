@@ -107,25 +107,35 @@ export class Stage2 {
   }
 
   /**
-   * Detach whatever covers [gfn, gfn + FRAMES_AT_LEVEL[level]) at that level
-   * (a lower table or a leaf) so that a huge leaf can be mapped there. The
-   * orphaned lower table is not freed: vCPUs walk without a lock, and a table
-   * costs one frame per 2 MiB at most. Callers hold the mmu lock.
+   * Drop lower tables left empty inside [gfn, gfn + count), so that huge
+   * leaves can be mapped there again (collapsing page tables). A dropped
+   * table is not freed: vCPUs walk without a lock, and it costs one frame per
+   * 2 MiB at most. Callers hold the mmu lock.
    */
-  detach(gfn: number, level: MappingLevel): void {
-    let table = Atomics.load(this.host.arenaI32, this.rootWord);
-    for (let l = LEVEL_1G; l >= level; l--) {
+  pruneEmptyTables(gfn: number, count: number): void {
+    const end = Math.min(gfn + count, STAGE2_GFN_LIMIT);
+    const prune = (table: number, level: MappingLevel, base: number): boolean => {
       const words = this.tableWords(table);
-      const slot = Stage2.tableBase(table) + ((gfn >>> (9 * l)) & 511);
-      const entry = Atomics.load(words, slot);
-      if ((entry & VALID) === 0) return;
-      if (l === level || entry & LEAF) {
-        if (entry & LEAF) Atomics.sub(this.host.arenaI32, this.statsWord + l, 1);
-        Atomics.store(words, slot, 0);
-        return;
+      const span = FRAMES_AT_LEVEL[level];
+      let empty = true;
+      for (let i = 0; i < 512; i++) {
+        const slot = Stage2.tableBase(table) + i;
+        const entry = Atomics.load(words, slot);
+        if ((entry & VALID) === 0) continue;
+        const start = base + i * span;
+        const overlaps = start < end && start + span > gfn;
+        if (!(entry & LEAF) && level > LEVEL_4K && overlaps) {
+          const subtreeEmpty = prune(entry >>> 4, (level - 1) as MappingLevel, start);
+          if (subtreeEmpty && start >= gfn && start + span <= end) {
+            Atomics.store(words, slot, 0);
+            continue;
+          }
+        }
+        empty = false;
       }
-      table = entry >>> 4;
-    }
+      return empty;
+    };
+    if (end > gfn) prune(Atomics.load(this.host.arenaI32, this.rootWord), LEVEL_1G, 0);
   }
 
   /** Make the existing leaf covering gfn writable (dirty logging's write fault). */

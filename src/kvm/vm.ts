@@ -321,11 +321,12 @@ export class Vm {
    * Zap stage-2 mappings of a range and flush every vCPU's TLB before
    * returning (kvm_unmap_gfn_range + kvm_flush_remote_tlbs).
    */
-  unmapGfnRange(gfn: number, count: number): void {
+  unmapGfnRange(gfn: number, count: number, collapse = false): void {
     lock(this.words, this.base + VM_MMU_LOCK);
     try {
       Atomics.add(this.words, this.base + VM_MMU_SEQ, 1);
       this.stage2.unmapRange(gfn, count);
+      if (collapse) this.stage2.pruneEmptyTables(gfn, count);
     } finally {
       unlock(this.words, this.base + VM_MMU_LOCK);
     }
@@ -497,7 +498,7 @@ export class Vm {
       this.writeProtectGfnRange(next.baseGfn, next.npages);
     } else if (disabling & (MEM_USERFAULT | MEM_LOG_DIRTY_PAGES)) {
       // Rebuild huge mappings where the backing allows (they fault back in whole).
-      this.unmapGfnRange(next.baseGfn, next.npages);
+      this.unmapGfnRange(next.baseGfn, next.npages, true);
     }
   }
 
@@ -593,7 +594,7 @@ export class Vm {
   collapsePageTables({ address, size }: { address: number; size: number }): void {
     this.checkAttributeRange(address, size);
     if (this.userfault.enabled) fail("EBUSY", "userfault is still enabled");
-    this.unmapGfnRange(address / PAGE_SIZE, size / PAGE_SIZE);
+    this.unmapGfnRange(address / PAGE_SIZE, size / PAGE_SIZE, true);
   }
 
   /**
