@@ -7,6 +7,7 @@ import {
   PAGE_SIZE,
 } from "./constants.js";
 import { executeCsr } from "./csr.js";
+import { scratchDouble, scratchWords } from "./doubleword.js";
 import type { Hart } from "./hart.js";
 import { EXIT_BUDGET, EXIT_GUEST_PAGE_FAULT, STEP_DONE, STEP_EXIT, STEP_TRAP } from "./hart.js";
 import {
@@ -123,6 +124,7 @@ export function execute(hart: Hart, limit: number): number {
   const u8s = tlb.u8;
   const i16s = tlb.i16;
   const i32s = tlb.i32;
+  const f64s = tlb.f64;
 
   // pc = fetchBase + off: the guest address of the page being fetched from
   // and an int32 offset into it, so that sequential code and short branches
@@ -351,10 +353,9 @@ export function execute(hart: Hart, limit: number): number {
               break;
             case 3:
               if ((at & 7) === 0) {
-                const m = i32s[e];
-                const w = at >> 2;
-                x[rd2] = m[w];
-                x[rd2 + 1] = m[w + 1];
+                scratchDouble[0] = f64s[e][at >> 3];
+                x[rd2] = scratchWords[0];
+                x[rd2 + 1] = scratchWords[1];
                 off += 4;
                 continue;
               }
@@ -429,10 +430,9 @@ export function execute(hart: Hart, limit: number): number {
               break;
             case 3:
               if ((at & 7) === 0) {
-                const m = i32s[e];
-                const w = at >> 2;
-                m[w] = x[b];
-                m[w + 1] = x[b + 1];
+                scratchWords[0] = x[b];
+                scratchWords[1] = x[b + 1];
+                f64s[e][at >> 3] = scratchDouble[0];
                 off += 4;
                 continue;
               }

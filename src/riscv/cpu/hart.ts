@@ -126,6 +126,7 @@ export class Hart {
   private readonly regionU8: Uint8Array[] = [];
   private readonly regionI16: Int16Array[] = [];
   private readonly regionI32: Int32Array[] = [];
+  private readonly regionF64: Float64Array[] = [];
   private readonly regionI64: BigInt64Array[] = [];
 
   constructor(options: HartOptions) {
@@ -297,6 +298,7 @@ export class Hart {
     tlb.u8[e] = this.regionU8[t.region];
     tlb.i16[e] = this.regionI16[t.region];
     tlb.i32[e] = this.regionI32[t.region];
+    tlb.f64[e] = this.regionF64[t.region];
     tlb.region[e] = t.region;
     tlb.offset[e] = t.offset;
     // An entry describes one page: permissions not granted now are dropped.
@@ -319,6 +321,7 @@ export class Hart {
     this.regionU8[region] = new Uint8Array(buffer);
     this.regionI16[region] = new Int16Array(buffer, 0, buffer.byteLength >> 1);
     this.regionI32[region] = new Int32Array(buffer, 0, buffer.byteLength >> 2);
+    this.regionF64[region] = new Float64Array(buffer, 0, buffer.byteLength >> 3);
   }
 
   /** A 64-bit view of a region, made on first use by a doubleword atomic. */

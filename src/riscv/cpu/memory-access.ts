@@ -4,6 +4,7 @@ import {
   type AccessType,
   CAUSE_ILLEGAL_INSTRUCTION,
 } from "./constants.js";
+import { scratchDouble, scratchWords } from "./doubleword.js";
 import type { Hart } from "./hart.js";
 import { EXIT_GUEST_PAGE_FAULT, STEP_DONE, STEP_EXIT, STEP_TRAP } from "./hart.js";
 import { TLB_MASK } from "./tlb.js";
@@ -98,9 +99,11 @@ export function loadSlow(hart: Hart, inst: number, lo: number, hi: number): numb
     const at = tlb.offset[e] + (lo & 4095);
     if (size === 1) vlo = tlb.u8[e][at];
     else if (size === 2) vlo = tlb.i16[e][at >> 1];
+    else if (size === 4) vlo = tlb.i32[e][at >> 2];
     else {
-      vlo = tlb.i32[e][at >> 2];
-      if (size === 8) vhi = tlb.i32[e][(at >> 2) + 1];
+      scratchDouble[0] = tlb.f64[e][at >> 3];
+      vlo = scratchWords[0];
+      vhi = scratchWords[1];
     }
   } else {
     for (let i = 0; i < size; i++) {
@@ -148,9 +151,11 @@ export function storeSlow(hart: Hart, inst: number, lo: number, hi: number): num
     const at = tlb.offset[e] + (lo & 4095);
     if (size === 1) tlb.u8[e][at] = vlo;
     else if (size === 2) tlb.i16[e][at >> 1] = vlo;
+    else if (size === 4) tlb.i32[e][at >> 2] = vlo;
     else {
-      tlb.i32[e][at >> 2] = vlo;
-      if (size === 8) tlb.i32[e][(at >> 2) + 1] = vhi;
+      scratchWords[0] = vlo;
+      scratchWords[1] = vhi;
+      tlb.f64[e][at >> 3] = scratchDouble[0];
     }
   } else {
     for (let i = 0; i < size; i++) {

@@ -32,6 +32,9 @@ export class SoftTlb {
   readonly i32: Int32Array[] = new Array<Int32Array>(TLB_ENTRIES).fill(
     new Int32Array(EMPTY_BUFFER),
   );
+  readonly f64: Float64Array[] = new Array<Float64Array>(TLB_ENTRIES).fill(
+    new Float64Array(EMPTY_BUFFER),
+  );
   static index(addrLo: number): number {
     return (addrLo >>> PAGE_SHIFT) & TLB_MASK;
   }
