@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { registerBenchCommands } from "./commands/bench.js";
 import { registerDemoCommand } from "./commands/demo.js";
+import { registerRunCommand } from "./commands/run.js";
 
 const program = new Command()
   .name("faultline")
@@ -8,16 +9,19 @@ const program = new Command()
   .showHelpAfterError()
   .exitOverride();
 
+registerRunCommand(program);
 registerDemoCommand(program);
 registerBenchCommands(program);
 
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
+  // 2 for faultline's own failures (bad arguments, unreadable guests), so
+  // that 1 keeps meaning what the guest said: a system-failure shutdown.
   if (error instanceof CommanderError) {
-    process.exitCode = error.exitCode;
+    process.exitCode = error.exitCode === 0 ? 0 : 2;
   } else {
     process.stderr.write(`faultline: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exitCode = 1;
+    process.exitCode = 2;
   }
 }

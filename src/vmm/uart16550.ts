@@ -1,0 +1,105 @@
+/**
+ * A 16550A UART at the guest's console address, emulated by the VMM on MMIO
+ * exits: transmit goes to the console sink, the receiver is always empty, and
+ * the line status always says the transmitter is idle, so a polling driver
+ * (OpenSBI's, Linux's earlycon) writes as fast as it likes. Register state is
+ * in a SharedArrayBuffer because every vCPU thread emulates the same device.
+ * There is no interrupt controller on the platform yet, so IER is stored but
+ * raises nothing.
+ */
+
+export const UART_BASE = 0x1000_0000;
+export const UART_SIZE = 0x100;
+
+const RBR_THR_DLL = 0;
+const IER_DLM = 1;
+const IIR_FCR = 2;
+const LCR = 3;
+const MCR = 4;
+const LSR = 5;
+const MSR = 6;
+const SCR = 7;
+
+const LCR_DLAB = 0x80;
+const LSR_THRE = 0x20;
+const LSR_TEMT = 0x40;
+const IIR_NO_INTERRUPT = 0x01;
+const IIR_FIFO_ENABLED = 0xc0;
+
+// Words of the shared state.
+const S_IER = 0;
+const S_LCR = 1;
+const S_MCR = 2;
+const S_SCR = 3;
+const S_DLL = 4;
+const S_DLM = 5;
+const S_FCR = 6;
+
+export function createUartState(): SharedArrayBuffer {
+  return new SharedArrayBuffer(8 * 4);
+}
+
+export class Uart16550 {
+  private readonly state: Int32Array;
+
+  constructor(
+    state: SharedArrayBuffer,
+    private readonly transmit: (byte: number) => void,
+  ) {
+    this.state = new Int32Array(state);
+  }
+
+  private get dlab(): boolean {
+    return (Atomics.load(this.state, S_LCR) & LCR_DLAB) !== 0;
+  }
+
+  read(offset: number): number {
+    const s = this.state;
+    switch (offset) {
+      case RBR_THR_DLL:
+        return this.dlab ? Atomics.load(s, S_DLL) : 0;
+      case IER_DLM:
+        return this.dlab ? Atomics.load(s, S_DLM) : Atomics.load(s, S_IER);
+      case IIR_FCR:
+        return IIR_NO_INTERRUPT | (Atomics.load(s, S_FCR) & 1 ? IIR_FIFO_ENABLED : 0);
+      case LCR:
+        return Atomics.load(s, S_LCR);
+      case MCR:
+        return Atomics.load(s, S_MCR);
+      case LSR:
+        return LSR_THRE | LSR_TEMT;
+      case MSR:
+        return 0;
+      case SCR:
+        return Atomics.load(s, S_SCR);
+      default:
+        return 0;
+    }
+  }
+
+  write(offset: number, value: number): void {
+    const s = this.state;
+    const byte = value & 0xff;
+    switch (offset) {
+      case RBR_THR_DLL:
+        if (this.dlab) Atomics.store(s, S_DLL, byte);
+        else this.transmit(byte);
+        return;
+      case IER_DLM:
+        Atomics.store(s, this.dlab ? S_DLM : S_IER, this.dlab ? byte : byte & 0x0f);
+        return;
+      case IIR_FCR:
+        Atomics.store(s, S_FCR, byte);
+        return;
+      case LCR:
+        Atomics.store(s, S_LCR, byte);
+        return;
+      case MCR:
+        Atomics.store(s, S_MCR, byte & 0x1f);
+        return;
+      case SCR:
+        Atomics.store(s, S_SCR, byte);
+        return;
+    }
+  }
+}
