@@ -189,6 +189,8 @@ export class Vcpu {
         this.hart.raiseException(cause, fault.gpa | 0, Math.floor(fault.gpa / 4294967296));
         return true;
       }
+      // A device of the in-kernel MMIO bus is emulated here, without an exit.
+      if (this.vm.ioBus.handleMmio(this.hart)) return true;
       this.prepareMmioExit();
       return false;
     }

@@ -26,6 +26,8 @@ export const VM_SYSTEM_EVENT_REASON = 13;
 export const VM_TIME_EPOCH = 14;
 /** KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 enabled: getDirtyLog leaves clearing to clearDirtyLog. */
 export const VM_MANUAL_DIRTY_PROTECT = 24;
+/** Arena offset of the VM's in-kernel MMIO bus (io-bus.ts). */
+export const VM_IO_BUS = 25;
 
 // Userfault context.
 export const VM_UF_ENABLED = 16;

@@ -7,6 +7,7 @@ import { lock, unlock } from "../host/sync.js";
 import { MemslotBacking } from "./backing.js";
 import { GuestMemfd } from "./guest-memfd.js";
 import { GfnBitmap, GFN_LIMIT } from "./gfn-bitmap.js";
+import { IoBus } from "./io-bus.js";
 import { Memslot, MemslotTable } from "./memslots.js";
 import { gfnHasUserfault } from "./fault.js";
 import { Stage2, STAGE2_GFN_LIMIT } from "./stage2.js";
@@ -41,6 +42,7 @@ import {
   VM_ATTR_PRIVATE,
   VM_ATTR_USERFAULT,
   VM_DESTROYED,
+  VM_IO_BUS,
   VM_MANUAL_DIRTY_PROTECT,
   VM_MMU_LOCK,
   VM_MMU_SEQ,
@@ -145,6 +147,7 @@ export class Vm {
   readonly privateBits: GfnBitmap;
   readonly userfault: UserfaultContext;
   readonly sbi: Sbi;
+  readonly ioBus: IoBus;
   private readonly vcpuCache: VcpuShared[] = [];
 
   readonly backing: MemslotBacking;
@@ -166,6 +169,7 @@ export class Vm {
       host.eventfds.signalObject(eventfd),
     );
     this.sbi = new Sbi(this);
+    this.ioBus = new IoBus(this, this.words[this.base + VM_IO_BUS]);
   }
 
   /** KVM_CREATE_VM: allocate the VM's state; returns its arena offset. */
@@ -175,6 +179,7 @@ export class Vm {
     memory.arenaI32[w + VM_STAGE2_ROOT] = Stage2.allocateRoot(memory);
     memory.arenaI32[w + VM_ATTR_USERFAULT] = GfnBitmap.allocate(memory);
     memory.arenaI32[w + VM_ATTR_PRIVATE] = GfnBitmap.allocate(memory);
+    memory.arenaI32[w + VM_IO_BUS] = IoBus.allocate(memory);
     memory.arenaF64[(w + VM_TIME_EPOCH) >> 1] = performance.timeOrigin + performance.now();
     return offset;
   }
@@ -612,30 +617,39 @@ export class Vm {
   }
 
   /**
-   * Copy guest memory in or out on behalf of the hypervisor. An `atomic`
-   * caller gets EFAULT (userfault) for a userfault page and never waits; any
-   * other caller takes an asynchronous userfault and sleeps until the VMM
-   * releases the page (EFAULT if userfault is disabled or the VM dies first).
+   * The host frame of gfn for a hypervisor access that may have to wait for
+   * the VMM: an `atomic` caller gets EFAULT (userfault) for a userfault page
+   * and never waits; any other caller takes an asynchronous userfault and
+   * sleeps until the VMM releases the page (EFAULT if userfault is disabled
+   * or the VM dies first). `write` marks the page dirty.
+   */
+  guestPfnForAccess(gfn: number, write: boolean, atomic: boolean): number {
+    for (;;) {
+      const pfn = this.guestPfnForKernel(gfn, write);
+      if (pfn >= 0) return pfn;
+      if (atomic) throw new UserfaultError(gfn);
+      if (this.userfault.waitForRelease(gfn) !== "released") {
+        fail(
+          "EFAULT",
+          `gfn 0x${gfn.toString(16)}: userfault disabled or VM destroyed while waiting`,
+        );
+      }
+    }
+  }
+
+  /**
+   * Copy guest memory in or out on behalf of the hypervisor, page by page
+   * through guestPfnForAccess (so with its userfault semantics).
    */
   accessGuest(gpa: number, data: Uint8Array, write: boolean, atomic: boolean): void {
     let done = 0;
     while (done < data.length) {
       const at = gpa + done;
-      const gfn = Math.floor(at / PAGE_SIZE);
       const inPage = at % PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - inPage, data.length - done);
-      const pfn = this.guestPfnForKernel(gfn, write);
-      if (pfn < 0) {
-        if (atomic) throw new UserfaultError(gfn);
-        if (this.userfault.waitForRelease(gfn) !== "released") {
-          fail(
-            "EFAULT",
-            `gfn 0x${gfn.toString(16)}: userfault disabled or VM destroyed while waiting`,
-          );
-        }
-        continue;
-      }
-      const frame = this.memory.frameBytes(pfn);
+      const frame = this.memory.frameBytes(
+        this.guestPfnForAccess(Math.floor(at / PAGE_SIZE), write, atomic),
+      );
       if (write) frame.set(data.subarray(done, done + n), inPage);
       else data.set(frame.subarray(inPage, inPage + n), done);
       done += n;
