@@ -8,6 +8,8 @@ import { MemslotBacking } from "./backing.js";
 import { GuestMemfd } from "./guest-memfd.js";
 import { GfnBitmap, GFN_LIMIT } from "./gfn-bitmap.js";
 import { IoBus } from "./io-bus.js";
+// The in-kernel devices register their bus types on every thread that attaches a VM.
+import "./virtio/blk.js";
 import { Memslot, MemslotTable } from "./memslots.js";
 import { gfnHasUserfault } from "./fault.js";
 import { Stage2, STAGE2_GFN_LIMIT } from "./stage2.js";
