@@ -52,10 +52,11 @@ export class DeviceGone extends Error {
  * ring with an interrupt.
  *
  * A guest access to a userfault page sleeps on the asynchronous userfault
- * path until the VMM releases the page; if userfault is disabled meanwhile,
- * the request fails with IOERR (a ring access is retried once, then the queue
- * is considered broken). A malformed queue puts the device in
- * DEVICE_NEEDS_RESET; a destroyed VM ends the worker.
+ * path until the VMM releases the page. If userfault is disabled or the VM
+ * destroyed meanwhile, a request whose data could not move fails with IOERR
+ * (a ring access is retried once, then the queue is considered broken). A
+ * malformed queue puts the device in DEVICE_NEEDS_RESET; once the VM is
+ * destroyed the worker takes no more requests and ends.
  */
 export class BlockQueue {
   readonly state: VirtioBlkState;
@@ -96,8 +97,7 @@ export class BlockQueue {
   run(): void {
     const words = this.state.words;
     const kick = this.state.base + S_KICK;
-    for (;;) {
-      if (this.stopRequested || this.vm.destroyed) return;
+    while (!this.stopRequested && !this.vm.destroyed) {
       const seen = Atomics.load(words, kick);
       try {
         this.serve();
@@ -105,7 +105,7 @@ export class BlockQueue {
         if (error instanceof DeviceGone) return;
         throw error;
       }
-      if (this.stopRequested) return;
+      if (this.stopRequested || this.vm.destroyed) return;
       Atomics.wait(words, kick, seen);
     }
   }
@@ -156,7 +156,7 @@ export class BlockQueue {
         throw new QueueError(`available index moved ${pending} entries in a queue of ${size}`);
       }
       for (let i = 0; i < pending; i++) {
-        if (!s.running) return;
+        if (!s.running || this.vm.destroyed) return;
         const head = this.onRing(() => ring.availEntry(last));
         if (head >= size) throw new QueueError(`available entry names descriptor ${head}`);
         const len = this.handleRequest(head);
@@ -174,26 +174,27 @@ export class BlockQueue {
   /**
    * A ring or descriptor access. If it fails (userfault disabled while it
    * waited, a memslot gone), it is tried once more, since the page may be
-   * reachable now; failing again, the queue is unusable. A destroyed VM ends
-   * the worker.
+   * reachable now; failing again, the queue is unusable. On a destroyed VM
+   * the worker gives up.
    */
   private onRing<T>(access: () => T): T {
     try {
       return access();
     } catch (error) {
-      this.rethrowIfFatal(error);
+      this.rethrowUnlessAccessError(error);
     }
     try {
       return access();
     } catch (error) {
-      this.rethrowIfFatal(error);
+      this.rethrowUnlessAccessError(error);
       throw new QueueError(`queue access failed: ${(error as Error).message}`);
     }
   }
 
-  private rethrowIfFatal(error: unknown): void {
-    if (this.vm.destroyed) throw new DeviceGone("the VM was destroyed");
+  /** Let only a failed guest access through, and only while the VM lives. */
+  private rethrowUnlessAccessError(error: unknown): void {
     if (!(error instanceof ErrnoError)) throw error;
+    if (this.vm.destroyed) throw new DeviceGone("the VM was destroyed");
   }
 
   /** Used buffer notification, unless the driver asked for none. */
@@ -221,7 +222,9 @@ export class BlockQueue {
     try {
       status = this.execute();
     } catch (error) {
-      this.rethrowIfFatal(error);
+      // The data could not be moved (userfault disabled or the VM destroyed
+      // while waiting, a poisoned page): the request fails, the device goes on.
+      if (!(error instanceof ErrnoError)) throw error;
       status = BLK_S_IOERR;
     }
     if (status === BLK_S_IOERR) Atomics.add(this.state.words, this.state.base + S_IO_ERRORS, 1);
