@@ -128,19 +128,26 @@ export class BlockQueue {
     } finally {
       s.unlock();
     }
+    let broken: string | null = null;
     try {
       this.ring.configure(size, desc, avail, used, indirect);
       this.drain();
     } catch (error) {
       if (!(error instanceof QueueError)) throw error;
-      s.markNeedsReset();
-      this.onBroken(error.message);
+      broken = error.message;
     } finally {
+      // Leaving the batch and reporting a broken queue are one step: once
+      // the driver sees DEVICE_NEEDS_RESET, its reset completes at once.
       s.lock();
-      s.setWord(S_BUSY, 0);
-      if (s.word(S_RESET_PENDING) !== 0) s.resetLocked();
-      s.unlock();
+      try {
+        s.setWord(S_BUSY, 0);
+        if (s.word(S_RESET_PENDING) !== 0) s.resetLocked();
+        else if (broken !== null) s.needsResetLocked();
+      } finally {
+        s.unlock();
+      }
     }
+    if (broken !== null) this.onBroken(broken);
   }
 
   private drain(): void {

@@ -167,17 +167,11 @@ export class VirtioBlkState {
   /**
    * The device found the driver's queue unusable (a malformed chain, a ring
    * outside guest RAM): DEVICE_NEEDS_RESET, and a configuration change
-   * notification if the driver is running (virtio 1.2, 2.1.2).
+   * notification if the driver is running (virtio 1.2, 2.1.2). Under the lock.
    */
-  markNeedsReset(): void {
-    this.lock();
-    try {
-      const status = this.word(S_STATUS);
-      if (status === 0) return; // reset meanwhile: nothing to report to
-      this.setWord(S_STATUS, status | STATUS_DEVICE_NEEDS_RESET);
-      if (status & STATUS_DRIVER_OK) this.interruptLocked(INTERRUPT_CONFIG_CHANGE);
-    } finally {
-      this.unlock();
-    }
+  needsResetLocked(): void {
+    const status = this.word(S_STATUS);
+    this.setWord(S_STATUS, status | STATUS_DEVICE_NEEDS_RESET);
+    if (status & STATUS_DRIVER_OK) this.interruptLocked(INTERRUPT_CONFIG_CHANGE);
   }
 }
