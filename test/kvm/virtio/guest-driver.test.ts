@@ -17,7 +17,10 @@ import {
   STATUS_DRIVER,
   STATUS_DRIVER_OK,
   STATUS_FEATURES_OK,
+  INTERRUPT_CONFIG_CHANGE,
+  STATUS_DEVICE_NEEDS_RESET,
 } from "../../../src/kvm/virtio/index.js";
+import { MIP_SEIP } from "../../../src/riscv/cpu/constants.js";
 import {
   type BlkTestVm,
   checksum,
@@ -30,7 +33,12 @@ import {
   OP_CHECKSUM,
   OP_FILL,
   OP_INIT,
+  OP_PREPARE,
+  OP_PUBLISH,
   OP_READ,
+  OP_WAIT_IRQ,
+  BLK_BASE,
+  QSIZE,
   OP_WRITE_REG,
   readGuest,
 } from "./support.js";
@@ -153,6 +161,23 @@ describe("virtio-blk with a guest driver in RISC-V assembly", () => {
     assert.equal(guestRequest(t, BLK_T_OUT, 0, buf, 512, 0)[0], BLK_S_IOERR);
     assert.deepEqual(t.host.memfds.pread(t.disk, 512, 0), diskImage().subarray(0, 512));
     assert.equal(guestRequest(t, BLK_T_IN, 0, buf, 512, DESC_F_WRITE)[0], BLK_S_OK);
+    assert.equal(guestStep(t, OP_CHECKSUM, buf, 512)[0], checksum(diskImage().subarray(0, 512)));
+  });
+
+  test("a malformed request makes the device ask for a reset, with a configuration interrupt", async () => {
+    const t = await start();
+    guestStep(t, OP_INIT, ALL_FEATURES);
+    const buf = t.at("buf0");
+    guestStep(t, OP_PREPARE, BLK_T_IN, 0, buf, 512, DESC_F_WRITE);
+    guestStep(t, OP_PUBLISH, QSIZE + 1); // a head beyond the queue
+    const [interrupt, sip] = guestStep(t, OP_WAIT_IRQ);
+    assert.equal(interrupt, BigInt(INTERRUPT_CONFIG_CHANGE), "configuration change notification");
+    assert.ok(sip & BigInt(MIP_SEIP), "it came as a supervisor external interrupt");
+    const status = Number(guestStep(t, OP_READ, BLK_BASE + 0x70)[0]);
+    assert.equal(status, RUNNING | STATUS_DEVICE_NEEDS_RESET);
+    // The driver resets and starts again; the device serves it.
+    assert.equal(Number(guestStep(t, OP_INIT, ALL_FEATURES)[0]), RUNNING);
+    assert.deepEqual(guestRequest(t, BLK_T_IN, 0, buf, 512, DESC_F_WRITE), [BLK_S_OK, 513]);
     assert.equal(guestStep(t, OP_CHECKSUM, buf, 512)[0], checksum(diskImage().subarray(0, 512)));
   });
 });

@@ -43,7 +43,7 @@ export const OP_FILL = 9;
  *   acknowledge InterruptStatus. Result: status byte, used length.
  * - CHECKSUM(buf, len): FNV-1a over doublewords. READ(addr): lw.
  * - WRITE_REG(offset, value): sw into the register window.
- * - WAIT_IRQ: WFI until SEIP; result: InterruptStatus (acknowledged).
+ * - WAIT_IRQ: WFI until SEIP; result: InterruptStatus (then acknowledged), sip.
  * - FILL(buf, len, seed): doubleword i = seed + i * 0x9e3779b97f4a7c15.
  */
 export const GUEST_DRIVER = `
@@ -265,14 +265,15 @@ op_wait_irq:
         bgeu    t3, s3, watchdog
         wfi
         j       1b
-2:      lw      s4, 0x060(s0)
+2:      csrr    s5, sip                 # before the acknowledgement lowers SEIP
+        lw      s4, 0x060(s0)
         sw      s4, 0x064(s0)
         li      a0, -1
         li      a6, 0
         li      a7, SBI_TIME
         ecall
         mv      a0, s4
-        csrr    a1, sip
+        mv      a1, s5
         j       loop
 
 op_checksum:
@@ -458,3 +459,130 @@ export async function waitForSeip(vm: Vm, timeoutMs = 5000): Promise<boolean> {
 }
 
 export { PAGE_SIZE };
+
+/** Poll `condition` every millisecond (tests only) until it holds; false after `timeoutMs`. */
+export async function until(condition: () => boolean, timeoutMs = 5000): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  return true;
+}
+
+/**
+ * A driver written in TypeScript, for what the assembly one does not build:
+ * it reaches the registers through the VM's MMIO bus and the rings through
+ * guest memory (the guest driver's areas; the vCPU is not running).
+ */
+export class TsDriver {
+  readonly desc: number;
+  readonly avail: number;
+  readonly used: number;
+  private nextAvail = 0;
+  private nextUsed = 0;
+
+  constructor(
+    readonly t: BlkTestVm,
+    readonly qsize = QSIZE,
+    readonly base = BLK_BASE,
+  ) {
+    this.desc = t.at("desc");
+    this.avail = t.at("avail");
+    this.used = t.at("used");
+  }
+
+  reg(offset: number, size = 4): number {
+    return this.t.vm.ioBus.read(this.base + offset, size);
+  }
+
+  setReg(offset: number, value: number): void {
+    this.t.vm.ioBus.write(this.base + offset, 4, value);
+  }
+
+  /** The initialization of 3.1.1 with `features` (low word) and VERSION_1; returns the status. */
+  init(features = 0xffff_ffff): number {
+    this.setReg(0x70, 0);
+    assert.equal(this.reg(0x70), 0, "the reset completed at once (the worker was idle)");
+    this.setReg(0x70, 1);
+    this.setReg(0x70, 3);
+    this.setReg(0x14, 0);
+    this.setReg(0x24, 0);
+    this.setReg(0x20, this.reg(0x10) & features);
+    this.setReg(0x24, 1);
+    this.setReg(0x20, 1);
+    this.setReg(0x70, 11);
+    this.setReg(0x30, 0);
+    this.setReg(0x38, this.qsize);
+    for (const [reg, at] of [
+      [0x80, this.desc],
+      [0x90, this.avail],
+      [0xa0, this.used],
+    ]) {
+      this.setReg(reg, at % 2 ** 32);
+      this.setReg(reg + 4, Math.floor(at / 2 ** 32));
+    }
+    writeGuest(this.t.vm, this.avail, new Uint8Array(4));
+    writeGuest(this.t.vm, this.used, new Uint8Array(4));
+    this.nextAvail = 0;
+    this.nextUsed = 0;
+    this.setReg(0x44, 1);
+    this.setReg(0x70, 15);
+    return this.reg(0x70);
+  }
+
+  /** Write descriptor `index` of the table at `table` (default: the queue's own). */
+  writeDesc(index: number, addr: number, len: number, flags: number, next = 0, table = this.desc) {
+    const bytes = new Uint8Array(16);
+    const view = new DataView(bytes.buffer);
+    view.setBigUint64(0, BigInt(addr), true);
+    view.setUint32(8, len, true);
+    view.setUint16(12, flags, true);
+    view.setUint16(14, next, true);
+    writeGuest(this.t.vm, table + 16 * index, bytes);
+  }
+
+  /** A request header at `at`. */
+  writeHeader(at: number, type: number, sector: number): void {
+    const bytes = new Uint8Array(16);
+    const view = new DataView(bytes.buffer);
+    view.setUint32(0, type, true);
+    view.setBigUint64(8, BigInt(sector), true);
+    writeGuest(this.t.vm, at, bytes);
+  }
+
+  setAvailFlags(flags: number): void {
+    writeGuest(this.t.vm, this.avail, new Uint8Array([flags & 0xff, flags >> 8]));
+  }
+
+  /** Put `head` on the available ring and notify. */
+  publish(head: number): void {
+    const entry = this.avail + 4 + 2 * (this.nextAvail % this.qsize);
+    writeGuest(this.t.vm, entry, new Uint8Array([head & 0xff, head >> 8]));
+    this.nextAvail = (this.nextAvail + 1) & 0xffff;
+    writeGuest(
+      this.t.vm,
+      this.avail + 2,
+      new Uint8Array([this.nextAvail & 0xff, this.nextAvail >> 8]),
+    );
+    this.setReg(0x50, 0);
+  }
+
+  /** Wait for the next used element: (id, len). */
+  async nextUsedElement(timeoutMs = 5000): Promise<{ id: number; len: number }> {
+    const view = () => new DataView(readGuest(this.t.vm, this.used, 4 + 8 * this.qsize).buffer);
+    const ok = await until(() => view().getUint16(2, true) !== this.nextUsed, timeoutMs);
+    assert.ok(ok, "no used element within the timeout");
+    const v = view();
+    const at = 4 + 8 * (this.nextUsed % this.qsize);
+    this.nextUsed = (this.nextUsed + 1) & 0xffff;
+    return { id: v.getUint32(at, true), len: v.getUint32(at + 4, true) };
+  }
+
+  /** Acknowledge every InterruptStatus bit; returns them. */
+  acknowledge(): number {
+    const bits = this.reg(0x60);
+    this.setReg(0x64, bits);
+    return bits;
+  }
+}
