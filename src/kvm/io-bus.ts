@@ -33,7 +33,7 @@ export interface IoDevice {
 }
 
 /** Make this thread's object for a device whose state is at arena offset `state`. */
-export type IoDeviceFactory = (vm: Vm, state: number, line: number) => IoDevice;
+export type IoDeviceFactory = (vm: Vm, state: number) => IoDevice;
 
 const deviceTypes = new Map<number, { name: string; create: IoDeviceFactory }>();
 
@@ -79,7 +79,7 @@ export class IoBus {
   private starts: number[] = [];
   private ends: number[] = [];
   private devices: IoDevice[] = [];
-  /** This thread's device objects, by (state offset, slot): kept across registry changes. */
+  /** This thread's device objects, by state offset: kept across registry changes. */
   private readonly instances = new Map<number, IoDevice>();
 
   constructor(
@@ -100,7 +100,8 @@ export class IoBus {
   }
 
   /**
-   * kvm_io_bus_register_dev: put a device at [gpa, gpa + length). Returns its interrupt line. EEXIST on overlap with
+   * kvm_io_bus_register_dev: put a device at [gpa, gpa + length). Returns its
+   * interrupt line, which the device keeps in its state. EEXIST on overlap with
    * another device, ENOSPC when the bus is full, EINVAL for a bad range or an
    * unknown type.
    */
@@ -170,13 +171,12 @@ export class IoBus {
         if (type === 0) continue;
         const start = this.f64[(e + E_GPA) >> 1];
         const state = this.words[e + E_STATE];
-        const key = state * MAX_IO_DEVICES + slot;
-        let device = this.instances.get(key);
+        let device = this.instances.get(state);
         if (device === undefined) {
           const info = deviceTypes.get(type);
           if (info === undefined) throw new Error(`I/O device type ${type} not loaded here`);
-          device = info.create(this.vm, state, slot);
-          this.instances.set(key, device);
+          device = info.create(this.vm, state);
+          this.instances.set(state, device);
         }
         this.starts.push(start);
         this.ends.push(start + this.f64[(e + E_LENGTH) >> 1]);

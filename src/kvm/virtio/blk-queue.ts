@@ -165,7 +165,6 @@ export class BlockQueue {
       for (let i = 0; i < pending; i++) {
         if (!s.running || this.vm.destroyed) return;
         const head = this.onRing(() => ring.availEntry(last));
-        if (head >= size) throw new QueueError(`available entry names descriptor ${head}`);
         const len = this.handleRequest(head);
         const used = s.word(S_USED_IDX);
         this.onRing(() => ring.pushUsed(used, head, len));

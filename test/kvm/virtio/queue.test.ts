@@ -182,7 +182,7 @@ describe("the virtio-blk request queue", () => {
         return 0;
       },
     ],
-    ["a head beyond the queue", /names descriptor 9/, () => 9],
+    ["a head beyond the queue", /descriptor 9 beyond its table of 8/, () => 9],
   ];
   for (const [what, reason, build] of malformed) {
     test(`a malformed chain (${what}) puts the device in DEVICE_NEEDS_RESET; a reset recovers it`, async () => {
