@@ -1,8 +1,15 @@
 import assert from "node:assert/strict";
-import { Host } from "../../src/host/host.js";
+import { Host, type HostOptions } from "../../src/host/host.js";
 import { PAGE_SIZE } from "../../src/host/host-memory.js";
 import { Kvm } from "../../src/kvm/kvm.js";
-import { EXIT_RISCV_SBI, MEM_GUEST_MEMFD } from "../../src/kvm/uapi.js";
+import {
+  CAP_USERFAULT,
+  EXIT_MEMORY_FAULT,
+  EXIT_RISCV_SBI,
+  MEM_GUEST_MEMFD,
+  MEMORY_ATTRIBUTE_USERFAULT,
+  USERFAULT_ENABLE,
+} from "../../src/kvm/uapi.js";
 import type { Vcpu } from "../../src/kvm/vcpu.js";
 import type { Vm } from "../../src/kvm/vm.js";
 import { assemble } from "../../src/riscv/asm/index.js";
@@ -18,6 +25,42 @@ export interface TestVm {
   gmemFd: number;
   vcpu: Vcpu;
   symbols: Map<string, bigint>;
+  entry: number;
+}
+
+export interface TestVmOptions {
+  memBytes?: number;
+  gmemFlags?: number;
+  /** Host sizes (default: 8 GiB of RAM, 64 MiB of arena). */
+  host?: HostOptions;
+}
+
+export interface Program {
+  entry: number;
+  symbols: Map<string, bigint>;
+  segments: { physAddr: number; memSize: number; data: Uint8Array }[];
+}
+
+export function assembleProgram(source: string): Program {
+  const program = assemble(source, { fileName: "guest.s" });
+  return {
+    entry: program.image.entry,
+    symbols: program.image.symbols,
+    segments: program.image.segments,
+  };
+}
+
+/** Put a program's segments into a guest_memfd whose page 0 is at guest-physical `base`. */
+export function loadIntoGuestMemfd(host: Host, gmemFd: number, program: Program, base = RAM_BASE) {
+  const cache = host.pageCacheOf(gmemFd);
+  for (const segment of program.segments) {
+    const bytes = new Uint8Array(Math.ceil(segment.memSize / PAGE_SIZE) * PAGE_SIZE + PAGE_SIZE);
+    const start = segment.physAddr % PAGE_SIZE;
+    bytes.set(segment.data, start);
+    for (let off = 0; off < start + segment.memSize; off += PAGE_SIZE) {
+      cache.install((segment.physAddr - start + off - base) / PAGE_SIZE, bytes, off);
+    }
+  }
 }
 
 /**
@@ -25,12 +68,9 @@ export interface TestVm {
  * loaded into it through the guest_memfd's page cache (as a VMM populates
  * memory), and vCPU 0 at the entry on this thread.
  */
-export function createTestVm(
-  source: string,
-  options: { memBytes?: number; gmemFlags?: number } = {},
-): TestVm {
+export function createTestVm(source: string, options: TestVmOptions = {}): TestVm {
   const memBytes = options.memBytes ?? 16 << 20;
-  const host = Host.create({ ramBytes: 8 * 2 ** 30, arenaBytes: 64 << 20 });
+  const host = Host.create({ ramBytes: 8 * 2 ** 30, arenaBytes: 64 << 20, ...options.host });
   const kvm = Kvm.open(host);
   const vm = kvm.createVm();
   const gmemFd = vm.createGuestMemfd({ size: memBytes, flags: options.gmemFlags ?? 0 });
@@ -43,19 +83,18 @@ export function createTestVm(
     guestMemfd: gmemFd,
     guestMemfdOffset: 0,
   });
-  const program = assemble(source, { fileName: "guest.s" });
-  const cache = host.pageCacheOf(gmemFd);
-  for (const segment of program.image.segments) {
-    const bytes = new Uint8Array(Math.ceil(segment.memSize / PAGE_SIZE) * PAGE_SIZE + PAGE_SIZE);
-    const start = segment.physAddr % PAGE_SIZE;
-    bytes.set(segment.data, start);
-    for (let off = 0; off < start + segment.memSize; off += PAGE_SIZE) {
-      cache.install((segment.physAddr - start + off - RAM_BASE) / PAGE_SIZE, bytes, off);
-    }
-  }
+  const program = assembleProgram(source);
+  loadIntoGuestMemfd(host, gmemFd, program);
   const vcpu = kvm.createVcpu(vm, 0);
-  vcpu.hart.pc = program.image.entry;
-  return { host, kvm, vm, gmemFd, vcpu, symbols: program.image.symbols };
+  vcpu.hart.pc = program.entry;
+  return { host, kvm, vm, gmemFd, vcpu, symbols: program.symbols, entry: program.entry };
+}
+
+/** The guest-physical address of a symbol of the test program. */
+export function symbol(t: { symbols: Map<string, bigint> }, name: string): number {
+  const value = t.symbols.get(name);
+  assert.ok(value !== undefined, `no symbol ${name}`);
+  return Number(value);
 }
 
 /** Run until the guest makes a ucall; returns its a0. */
@@ -76,4 +115,111 @@ export function assertErrno(fn: () => unknown, errno: string): void {
     assert.equal((error as { errno?: string }).errno, errno, String(error));
     return true;
   });
+}
+
+/** Enable userfault on the VM with a fresh eventfd; returns the eventfd. */
+export function enableUserfault(t: { host: Host; vm: Vm }, options = USERFAULT_ENABLE): number {
+  const eventfd = t.host.eventfd();
+  t.vm.enableCap({ cap: CAP_USERFAULT, flags: 0, args: [options, eventfd] });
+  return eventfd;
+}
+
+/** Set or clear USERFAULT on a range with the delta call (other attributes stay). */
+export function setUserfault(vm: Vm, gpa: number, on: boolean, size = PAGE_SIZE): void {
+  vm.setMemoryAttributesDelta({
+    address: gpa,
+    size,
+    set: on ? MEMORY_ATTRIBUTE_USERFAULT : 0,
+    clear: on ? 0 : MEMORY_ATTRIBUTE_USERFAULT,
+  });
+}
+
+/** run() must fail with `errno` and a MEMORY_FAULT exit; returns the fault. */
+export function expectMemoryFault(
+  vcpu: Vcpu,
+  errno = "EFAULT",
+): { flags: number; gpa: number; size: number } {
+  assert.throws(
+    () => vcpu.runGuest(),
+    (e: unknown) => {
+      assert.equal((e as { errno?: string }).errno, errno, String(e));
+      assert.ok(vcpu.isMemoryFault(e), "the error is run()'s memory-fault exit");
+      return true;
+    },
+  );
+  assert.equal(vcpu.run.exitReason, EXIT_MEMORY_FAULT);
+  return { ...vcpu.run.memoryFault };
+}
+
+/** Install one page of guest_memfd contents at guest-physical `gpa` (slot 0 at RAM_BASE). */
+export function installPage(t: TestVm, gpa: number, page: Uint8Array, base = RAM_BASE): void {
+  t.host.pageCacheOf(t.gmemFd).install((gpa - base) / PAGE_SIZE, page);
+}
+
+/** A page whose doublewords are all `value`. */
+export function pageOf(value: bigint): Uint8Array {
+  const page = new Uint8Array(PAGE_SIZE);
+  new BigUint64Array(page.buffer).fill(BigInt.asUintN(64, value));
+  return page;
+}
+
+/** Read guest memory through the hypervisor's access path (atomic: it never waits). */
+export function readGuest(vm: Vm, gpa: number, length: number): Uint8Array {
+  const data = new Uint8Array(length);
+  vm.accessGuest(gpa, data, false, true);
+  return data;
+}
+
+export function readGuestU64(vm: Vm, gpa: number): bigint {
+  return new DataView(readGuest(vm, gpa, 8).buffer).getBigUint64(0, true);
+}
+
+export function writeGuestU64(vm: Vm, gpa: number, value: bigint): void {
+  const data = new Uint8Array(8);
+  new DataView(data.buffer).setBigUint64(0, BigInt.asUintN(64, value), true);
+  vm.accessGuest(gpa, data, true, true);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** `promise`, or a rejection naming `what` after `ms`. */
+export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Wait (without blocking the event loop, without spinning) until
+ * `predicate(words[index])` holds; the writer notifies the word.
+ */
+export async function waitForWord(
+  words: Int32Array,
+  index: number,
+  predicate: (value: number) => boolean,
+  ms: number,
+  what: string,
+): Promise<number> {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    const value = Atomics.load(words, index);
+    if (predicate(value)) return value;
+    const left = deadline - performance.now();
+    if (left <= 0) throw new Error(`timed out after ${ms} ms: ${what} (word is ${value})`);
+    const waiting = Atomics.waitAsync(words, index, value, left);
+    if (waiting.async) await waiting.value;
+  }
+}
+
+/** Wait for the eventfd to be signalled (readAsync), with a timeout; returns the count. */
+export function eventfdSignalled(host: Host, eventfd: number, ms = 5000): Promise<bigint> {
+  return withTimeout(host.eventfds.readAsync(eventfd), ms, "the userfault eventfd");
 }
