@@ -607,13 +607,15 @@ export class Vm {
   /**
    * The host frame of gfn for a hypervisor access that is not a vCPU's
    * stage-2 fault (kvm_vcpu_map, kvm_read_guest): -1 for a userfault page,
-   * which such an access must not touch. `write` marks the page dirty.
+   * which such an access must not touch. `write` marks the page dirty. An
+   * `atomic` caller never sleeps in the host fault path either (userfaultfd
+   * on a traditional slot's mapping): it gets EAGAIN.
    */
-  guestPfnForKernel(gfn: number, write: boolean): number {
+  guestPfnForKernel(gfn: number, write: boolean, atomic = false): number {
     const slot = new Memslot();
     if (!this.findMemslot(gfn, slot)) fail("EFAULT", `no memslot at gfn 0x${gfn.toString(16)}`);
     if (gfnHasUserfault(this, slot, gfn)) return -1;
-    const pfn = this.backing.pfnFor(slot, gfn, write);
+    const pfn = this.backing.pfnFor(slot, gfn, write, atomic);
     if (write && slot.flags & MEM_LOG_DIRTY_PAGES) this.markDirty(slot, gfn);
     return pfn;
   }
@@ -627,7 +629,7 @@ export class Vm {
    */
   guestPfnForAccess(gfn: number, write: boolean, atomic: boolean): number {
     for (;;) {
-      const pfn = this.guestPfnForKernel(gfn, write);
+      const pfn = this.guestPfnForKernel(gfn, write, atomic);
       if (pfn >= 0) return pfn;
       if (atomic) throw new UserfaultError(gfn);
       if (this.userfault.waitForRelease(gfn) !== "released") {
