@@ -11,7 +11,6 @@ import { IoBus } from "./io-bus.js";
 // The in-kernel devices register their bus types on every thread that attaches a VM.
 import "./virtio/blk.js";
 import { Memslot, MemslotTable } from "./memslots.js";
-import { gfnHasUserfault } from "./fault.js";
 import { Stage2, STAGE2_GFN_LIMIT } from "./stage2.js";
 import {
   CAP_DIRTY_LOG,
@@ -607,14 +606,17 @@ export class Vm {
   /**
    * The host frame of gfn for a hypervisor access that is not a vCPU's
    * stage-2 fault (kvm_vcpu_map, kvm_read_guest): -1 for a userfault page,
-   * which such an access must not touch. `write` marks the page dirty. An
-   * `atomic` caller never sleeps in the host fault path either (userfaultfd
-   * on a traditional slot's mapping): it gets EAGAIN.
+   * which such an access must not touch. Only the RFC's USERFAULT attribute
+   * counts here: the upstream shape's memslot bitmap catches vCPU faults
+   * alone, and the hypervisor's own accesses go through the backing as
+   * usual. `write` marks the page dirty. An `atomic` caller never sleeps in
+   * the host fault path either (userfaultfd on a traditional slot's
+   * mapping): it gets EAGAIN.
    */
   guestPfnForKernel(gfn: number, write: boolean, atomic = false): number {
     const slot = new Memslot();
     if (!this.findMemslot(gfn, slot)) fail("EFAULT", `no memslot at gfn 0x${gfn.toString(16)}`);
-    if (gfnHasUserfault(this, slot, gfn)) return -1;
+    if (this.userfault.enabled && this.userfaultBits.test(gfn)) return -1;
     const pfn = this.backing.pfnFor(slot, gfn, write, atomic);
     if (write && slot.flags & MEM_LOG_DIRTY_PAGES) this.markDirty(slot, gfn);
     return pfn;
