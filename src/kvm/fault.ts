@@ -1,3 +1,4 @@
+import { ErrnoError } from "../host/errno.js";
 import { PAGE_SIZE } from "../host/host-memory.js";
 import { lock, unlock } from "../host/sync.js";
 import { ACCESS_WRITE, type AccessType } from "../riscv/cpu/constants.js";
@@ -13,7 +14,16 @@ export const FAULT_MAPPED = 0;
 export const FAULT_MMIO = 1;
 /** The page is userfault: the vCPU exits with MEMORY_FAULT. */
 export const FAULT_USERFAULT = 2;
-export type FaultOutcome = typeof FAULT_MAPPED | typeof FAULT_MMIO | typeof FAULT_USERFAULT;
+/** The backing's page is poisoned: MEMORY_FAULT exit, run() fails with EHWPOISON. */
+export const FAULT_HWPOISON = 3;
+/** The backing has no page (no host mapping, or not writable): MEMORY_FAULT exit with EFAULT. */
+export const FAULT_EFAULT = 4;
+export type FaultOutcome =
+  | typeof FAULT_MAPPED
+  | typeof FAULT_MMIO
+  | typeof FAULT_USERFAULT
+  | typeof FAULT_HWPOISON
+  | typeof FAULT_EFAULT;
 
 /**
  * True when gfn of `slot` must not be translated: the RFC's per-VM USERFAULT
@@ -54,7 +64,15 @@ export function handleStage2Fault(
       if (result === "destroyed") return FAULT_USERFAULT;
       continue;
     }
-    const pfn = vm.backing.pfnFor(slot, gfn, write);
+    let pfn: number;
+    try {
+      pfn = vm.backing.pfnFor(slot, gfn, write);
+    } catch (error) {
+      // As kvm_faultin_pfn: a page the backing cannot give is a memory fault exit.
+      if (error instanceof ErrnoError && error.errno === "EHWPOISON") return FAULT_HWPOISON;
+      if (error instanceof ErrnoError && error.errno === "EFAULT") return FAULT_EFAULT;
+      throw error;
+    }
     const dirtyLogging = (slot.flags & MEM_LOG_DIRTY_PAGES) !== 0;
     const forceSmall = dirtyLogging || vm.userfault.enabled || (slot.flags & MEM_USERFAULT) !== 0;
     const level: MappingLevel = forceSmall ? LEVEL_4K : vm.backing.maxLevel(slot, gfn);

@@ -38,7 +38,13 @@ import {
   VcpuShared,
 } from "./vcpu-shared.js";
 import type { Vm } from "./vm.js";
-import { FAULT_MAPPED, FAULT_MMIO, handleStage2Fault } from "./fault.js";
+import {
+  FAULT_HWPOISON,
+  FAULT_MAPPED,
+  FAULT_MMIO,
+  FAULT_USERFAULT,
+  handleStage2Fault,
+} from "./fault.js";
 
 /** What the last run() exit left for the next run() to complete. */
 const PENDING_NONE = 0;
@@ -64,6 +70,13 @@ export class Vcpu {
    * the post-copy hot path, and a fresh Error would capture a stack each time.
    */
   private readonly memoryFaultError = new ErrnoError("EFAULT", "KVM_RUN: memory fault exit");
+  /** Thrown by run() for a MEMORY_FAULT exit on a poisoned page (KVM_RUN's -EHWPOISON). */
+  private readonly hwpoisonError = new ErrnoError(
+    "EHWPOISON",
+    "KVM_RUN: memory fault exit on a poisoned page",
+  );
+  /** What run() throws for the MEMORY_FAULT exit it prepared. */
+  private memoryFaultThrow = this.memoryFaultError;
 
   constructor(
     readonly vm: Vm,
@@ -79,9 +92,12 @@ export class Vcpu {
     });
   }
 
-  /** True when an error thrown by run() is its MEMORY_FAULT exit. */
+  /**
+   * True when an error thrown by run() is its MEMORY_FAULT exit: EFAULT (a
+   * userfault when memoryFault.flags has USERFAULT) or EHWPOISON.
+   */
   isMemoryFault(error: unknown): boolean {
-    return error === this.memoryFaultError;
+    return error === this.memoryFaultError || error === this.hwpoisonError;
   }
 
   /**
@@ -98,7 +114,7 @@ export class Vcpu {
       const requests = takeRequests(this.shared.control);
       if (requests !== 0 && this.processRequests(requests)) {
         this.leaveRun();
-        if (this.run.exitReason === EXIT_MEMORY_FAULT) throw this.memoryFaultError;
+        if (this.run.exitReason === EXIT_MEMORY_FAULT) throw this.memoryFaultThrow;
         return;
       }
       if (this.shared.word(V_HSM_STATE) !== HSM_STARTED) {
@@ -119,7 +135,7 @@ export class Vcpu {
         continue;
       }
       this.leaveRun();
-      if (this.run.exitReason === EXIT_MEMORY_FAULT) throw this.memoryFaultError;
+      if (this.run.exitReason === EXIT_MEMORY_FAULT) throw this.memoryFaultThrow;
       return;
     }
   }
@@ -150,9 +166,10 @@ export class Vcpu {
     this.shared.setWord(V_HSM_STATE, stopped ? HSM_STOPPED : HSM_STARTED);
   }
 
-  /** A MEMORY_FAULT exit; run() throws EFAULT once it returns to the VMM. */
-  prepareMemoryFaultExit(gpa: number, flags: number): void {
+  /** A MEMORY_FAULT exit; run() throws EFAULT (or EHWPOISON) once it returns to the VMM. */
+  prepareMemoryFaultExit(gpa: number, flags: number, hwpoison = false): void {
     const m = this.run.memoryFault;
+    this.memoryFaultThrow = hwpoison ? this.hwpoisonError : this.memoryFaultError;
     this.run.exitReason = EXIT_MEMORY_FAULT;
     m.gpa = gpa;
     m.size = PAGE_SIZE;
@@ -196,9 +213,10 @@ export class Vcpu {
     }
     this.prepareMemoryFaultExit(
       Math.floor(fault.gpa / PAGE_SIZE) * PAGE_SIZE,
-      MEMORY_EXIT_FLAG_USERFAULT |
+      (outcome === FAULT_USERFAULT ? MEMORY_EXIT_FLAG_USERFAULT : 0) |
         (fault.access === ACCESS_WRITE ? MEMORY_EXIT_FLAG_WRITE : 0) |
         (fault.access === ACCESS_FETCH ? MEMORY_EXIT_FLAG_EXEC : 0),
+      outcome === FAULT_HWPOISON,
     );
     return false;
   }
