@@ -148,10 +148,15 @@ export class GuestMemfd {
     return this.pageCache.getOrAllocate(index, true);
   }
 
-  /** Mark a page poisoned, as a memory failure would (for tests). */
+  /**
+   * Mark a page poisoned, as a memory failure would (for tests), and unmap it
+   * wherever it is mapped (kvm_gmem_error_folio), so that the next access
+   * reports EHWPOISON instead of using the page.
+   */
   poisonPage(index: number): void {
     if (!(index >= 0 && index < this.pageCache.pages)) fail("EINVAL", `page ${index} beyond file`);
     this.poison.setRange(index, 1);
+    this.host.invalidatePageCache(this.pageCache.offset, index, 1);
   }
 
   isPoisoned(index: number): boolean {
