@@ -77,6 +77,8 @@ export interface VcpuOrder {
   pc: number;
   a0?: bigint;
   a1?: bigint;
+  /** The test trap handler (TestVm.trap). */
+  stvec?: number;
   /** HSM: the vCPU waits stopped until another hart starts it. */
   stopped?: boolean;
   /**
@@ -232,6 +234,7 @@ if (!isMainThread && parentPort) {
     vcpu.hart.pc = order.pc;
     if (order.a0 !== undefined) vcpu.hart.setRegister(10, order.a0);
     if (order.a1 !== undefined) vcpu.hart.setRegister(11, order.a1);
+    if (order.stvec !== undefined) vcpu.hart.setStvec(order.stvec | 0, 0);
     if (order.stopped) vcpu.setStopped(true);
     port.postMessage(runVcpu(host, vm, vcpu, order, control));
   });

@@ -17,6 +17,25 @@ import { assemble } from "../../src/riscv/asm/index.js";
 export const RAM_BASE = 0x8000_0000;
 /** The ucall channel's SBI extension id (experimental range), as the VMM will use it. */
 export const UCALL_EID = 0x0846_4c54;
+/**
+ * The extension id the test trap handler calls with (a0 = scause, a1 = sepc,
+ * a2 = stval): a guest that traps unexpectedly exits to the test instead of
+ * looping in the hypervisor.
+ */
+export const TRAP_EID = 0x0846_4c55;
+
+/** Appended to every test program; vCPUs start with stvec at `__test_trap`. */
+const TRAP_STUB = `
+        .text
+        .balign 4
+__test_trap:
+        csrr    a0, scause
+        csrr    a1, sepc
+        csrr    a2, stval
+        li      a7, ${TRAP_EID}
+        ecall
+        j       __test_trap
+`;
 
 export interface TestVm {
   host: Host;
@@ -26,6 +45,8 @@ export interface TestVm {
   vcpu: Vcpu;
   symbols: Map<string, bigint>;
   entry: number;
+  /** The test trap handler, for stvec. */
+  trap: number;
 }
 
 export interface TestVmOptions {
@@ -83,11 +104,13 @@ export function createTestVm(source: string, options: TestVmOptions = {}): TestV
     guestMemfd: gmemFd,
     guestMemfdOffset: 0,
   });
-  const program = assembleProgram(source);
+  const program = assembleProgram(source + TRAP_STUB);
   loadIntoGuestMemfd(host, gmemFd, program);
   const vcpu = kvm.createVcpu(vm, 0);
+  const trap = Number(program.symbols.get("__test_trap"));
   vcpu.hart.pc = program.entry;
-  return { host, kvm, vm, gmemFd, vcpu, symbols: program.symbols, entry: program.entry };
+  vcpu.hart.setStvec(trap | 0, 0);
+  return { host, kvm, vm, gmemFd, vcpu, symbols: program.symbols, entry: program.entry, trap };
 }
 
 /** The guest-physical address of a symbol of the test program. */
@@ -101,6 +124,11 @@ export function symbol(t: { symbols: Map<string, bigint> }, name: string): numbe
 export function runToUcall(vcpu: Vcpu): bigint {
   vcpu.runGuest();
   assert.equal(vcpu.run.exitReason, EXIT_RISCV_SBI, "expected an SBI exit");
+  const sbi = vcpu.run.riscvSbi;
+  if (sbi.extensionId === TRAP_EID) {
+    const [cause, epc, tval] = sbi.args.map((v) => `0x${v.toString(16)}`);
+    assert.fail(`the guest trapped: scause ${cause}, sepc ${epc}, stval ${tval}`);
+  }
   assert.equal(vcpu.run.riscvSbi.extensionId, UCALL_EID, "expected a ucall");
   vcpu.run.riscvSbi.ret[0] = 0n;
   return vcpu.run.riscvSbi.args[0];
