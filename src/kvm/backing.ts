@@ -54,7 +54,10 @@ export class MemslotBacking {
     let pageSize: number;
     let index: number;
     if (slot.flags & MEM_GUEST_MEMFD) {
-      pageSize = this.guestMemfd(slot.gmem).pageCache.pageSize;
+      const gmem = this.guestMemfd(slot.gmem);
+      // A huge mapping could take in a poisoned page next to the one faulted on.
+      if (gmem.hasPoison) return LEVEL_4K;
+      pageSize = gmem.pageCache.pageSize;
       index = MemslotBacking.gmemIndex(slot, gfn);
     } else {
       const hva = MemslotBacking.hvaOf(slot, gfn);

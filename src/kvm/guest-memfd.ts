@@ -38,8 +38,10 @@ const G_VM = 4;
 const G_FLAGS = 5;
 const G_POISON = 6;
 const G_BIND_LOCK = 7;
-const G_BINDINGS = 8;
-const OBJECT_BYTES = FILE_HEADER_BYTES + (4 + 2 * MAX_MEMSLOTS) * 4;
+/** Pages poisoned so far: while any is, the file is mapped at stage 2 in 4 KiB pieces only. */
+const G_POISONED = 8;
+const G_BINDINGS = 9;
+const OBJECT_BYTES = FILE_HEADER_BYTES + (5 + 2 * MAX_MEMSLOTS) * 4;
 
 const VALID_FLAGS = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_HUGE_2M | GUEST_MEMFD_FLAG_HUGE_1G;
 
@@ -155,8 +157,15 @@ export class GuestMemfd {
    */
   poisonPage(index: number): void {
     if (!(index >= 0 && index < this.pageCache.pages)) fail("EINVAL", `page ${index} beyond file`);
+    if (this.poison.test(index)) return;
     this.poison.setRange(index, 1);
+    Atomics.add(this.words, this.base + G_POISONED, 1);
     this.host.invalidatePageCache(this.pageCache.offset, index, 1);
+  }
+
+  /** True once any page is poisoned: a huge mapping could cover it. */
+  get hasPoison(): boolean {
+    return Atomics.load(this.words, this.base + G_POISONED) !== 0;
   }
 
   isPoisoned(index: number): boolean {
