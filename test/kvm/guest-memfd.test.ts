@@ -194,6 +194,23 @@ describe("guest_memfd", () => {
     );
   });
 
+  test("a poisoned page inside a huge page is never mapped through a huge mapping", () => {
+    const t = createTestVm(READ_THEN_WRITE, {
+      memBytes: 8 << 20,
+      gmemFlags: GUEST_MEMFD_FLAG_HUGE_2M,
+    });
+    const data = symbol(t, "data");
+    assert.equal(runToUcall(t.vcpu), 7n);
+    assert.deepEqual(t.vm.stage2.mappingCounts(), [0, 1, 0]);
+    poison(t, data);
+    assert.deepEqual(t.vm.stage2.mappingCounts(), [0, 0, 0], "the huge mapping is gone");
+    // The code's page, in the same 2 MiB, faults back in: in 4 KiB this time.
+    const fault = expectMemoryFault(t.vcpu, "EHWPOISON");
+    assert.equal(fault.gpa, data);
+    assert.deepEqual(t.vm.stage2.mappingCounts(), [1, 0, 0]);
+    expectMemoryFault(t.vcpu, "EHWPOISON");
+  });
+
   test("poisonPage beyond the file is EINVAL", () => {
     const t = createTestVm(IDLE);
     const gmem = t.vm.backing.guestMemfd(slotZero(t.vm).gmem);
