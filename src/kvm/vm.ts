@@ -437,7 +437,11 @@ export class Vm {
           next.baseGfn !== old.baseGfn ||
           next.npages !== old.npages ||
           next.userspaceAddr !== old.userspaceAddr ||
-          ((next.flags ^ old.flags) & (MEM_READONLY | MEM_GUEST_MEMFD)) !== 0
+          ((next.flags ^ old.flags) & (MEM_READONLY | MEM_GUEST_MEMFD)) !== 0 ||
+          // A guest_memfd slot keeps its file and offset (when the caller names them).
+          ((old.flags & MEM_GUEST_MEMFD) !== 0 &&
+            region.guestMemfd !== undefined &&
+            (r.guestMemfd !== old.gmemFd || r.guestMemfdOffset !== old.gmemOffset))
         ) {
           fail("EINVAL", `memslot ${id} exists: only its flags may change`);
         }
