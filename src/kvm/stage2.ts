@@ -171,10 +171,20 @@ export class Stage2 {
     });
   }
 
-  /** Clear the writable bit of every leaf overlapping the range (dirty logging). */
+  /**
+   * Write-protect the range for dirty logging: clear the writable bit of
+   * every 4 KiB leaf, and remove huge leaves, whose pages then fault back in
+   * one 4 KiB page at a time (a write to a write-protected huge leaf could
+   * not be logged page by page). Callers hold the mmu lock and flush.
+   */
   writeProtectRange(gfn: number, count: number): number {
-    return this.visitLeaves(gfn, count, (words, slot) => {
-      Atomics.and(words, slot, ~WRITABLE);
+    return this.visitLeaves(gfn, count, (words, slot, level) => {
+      if (level === LEVEL_4K) {
+        Atomics.and(words, slot, ~WRITABLE);
+      } else {
+        Atomics.store(words, slot, 0);
+        Atomics.sub(this.host.arenaI32, this.statsWord + level, 1);
+      }
     });
   }
 
