@@ -18,8 +18,11 @@ import {
 } from "../../src/kvm/uapi.js";
 import type { UserMemoryRegion2 } from "../../src/kvm/vm.js";
 import {
+  ACCESS_LOOP,
   assertErrno,
+  command,
   createTestVm,
+  guestAccess,
   expectMemoryFault,
   RAM_BASE,
   readGuest,
@@ -31,42 +34,6 @@ import {
 /** Slot 1, above the guest_memfd RAM of slot 0 (which holds the code). */
 const SLOT1_GPA = RAM_BASE + 0x1000_0000;
 const SLOT1_BYTES = 1 << 20;
-
-/**
- * A command loop: the guest reports (ucall) what it last read, then loads
- * from `addr` (and stores `value` there first when `value` is not 0).
- * The test sets `addr`/`value` through the hypervisor's access path.
- */
-const ACCESS_LOOP = `
-_start:
-        li      a0, 0
-loop:
-        ${UCALL}
-        la      t0, cmd
-        ld      t1, 0(t0)
-        ld      t2, 8(t0)
-        beqz    t2, 1f
-        sd      t2, 0(t1)
-1:      ld      a0, 0(t1)
-        j       loop
-        .data
-        .balign 4096
-cmd:    .dword  0, 0
-`;
-
-function command(t: TestVm, addr: number, value = 0n): void {
-  const bytes = new Uint8Array(16);
-  const view = new DataView(bytes.buffer);
-  view.setBigUint64(0, BigInt(addr), true);
-  view.setBigUint64(8, value, true);
-  t.vm.accessGuest(Number(t.symbols.get("cmd")), bytes, true, true);
-}
-
-/** Run one command: the value the guest loaded at `addr`. */
-function guestAccess(t: TestVm, addr: number, value = 0n): bigint {
-  command(t, addr, value);
-  return runToUcall(t.vcpu);
-}
 
 function anonymous(t: TestVm, length = SLOT1_BYTES): number {
   return t.host.mmap({ length, prot: PROT_READ | PROT_WRITE, flags: MAP_PRIVATE | MAP_ANONYMOUS });

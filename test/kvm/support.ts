@@ -251,3 +251,39 @@ export async function waitForWord(
 export function eventfdSignalled(host: Host, eventfd: number, ms = 5000): Promise<bigint> {
   return withTimeout(host.eventfds.readAsync(eventfd), ms, "the userfault eventfd");
 }
+
+/**
+ * A command loop: the guest reports (ucall) what it last read, then loads
+ * from `addr` (and stores `value` there first when `value` is not 0).
+ * The test sets `addr`/`value` through the hypervisor's access path.
+ */
+export const ACCESS_LOOP = `
+_start:
+        li      a0, 0
+loop:
+        ${UCALL}
+        la      t0, cmd
+        ld      t1, 0(t0)
+        ld      t2, 8(t0)
+        beqz    t2, 1f
+        sd      t2, 0(t1)
+1:      ld      a0, 0(t1)
+        j       loop
+        .data
+        .balign 4096
+cmd:    .dword  0, 0
+`;
+
+export function command(t: TestVm, addr: number, value = 0n): void {
+  const bytes = new Uint8Array(16);
+  const view = new DataView(bytes.buffer);
+  view.setBigUint64(0, BigInt(addr), true);
+  view.setBigUint64(8, value, true);
+  t.vm.accessGuest(Number(t.symbols.get("cmd")), bytes, true, true);
+}
+
+/** Run one command: the value the guest loaded at `addr`. */
+export function guestAccess(t: TestVm, addr: number, value = 0n): bigint {
+  command(t, addr, value);
+  return runToUcall(t.vcpu);
+}
