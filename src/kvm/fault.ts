@@ -51,9 +51,12 @@ export function handleStage2Fault(
   const gfn = Math.floor(gpa / PAGE_SIZE);
   const write = access === ACCESS_WRITE;
   for (;;) {
+    // Read before the memslot: a slot change (delete, MEM_USERFAULT or dirty
+    // logging turned on) bumps it after writing the table, so a fault that
+    // saw the old slot finds the sequence moved and retries.
+    const sequence = vm.mmuSequence;
     if (!vm.findMemslot(gfn, slot)) return FAULT_MMIO;
     if (write && (slot.flags & MEM_READONLY) !== 0) return FAULT_MMIO;
-    const sequence = vm.mmuSequence;
     if (gfnHasUserfault(vm, slot, gfn)) {
       if ((vm.userfault.options & USERFAULT_ASYNC_ALL) === 0 || !vm.userfault.enabled) {
         return FAULT_USERFAULT;
