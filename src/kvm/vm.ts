@@ -249,7 +249,39 @@ export class Vm {
       if (this.userfault.enabled) fail("EEXIST", "userfault is already enabled on this VM");
       const eventfd = this.host.files.get(args[1] ?? -1, FILE_EVENTFD);
       this.userfault.enable(options, eventfd);
+      this.unmapUserfaultPages();
     });
+  }
+
+  /**
+   * On enable: USERFAULT bits that survived a disable name pages the vCPUs
+   * may have mapped meanwhile; unmap them so that they fault again. Callers
+   * hold the slots lock.
+   */
+  private unmapUserfaultPages(): void {
+    const slot = new Memslot();
+    let start = -1;
+    let end = -1;
+    lock(this.words, this.base + VM_MMU_LOCK);
+    try {
+      Atomics.add(this.words, this.base + VM_MMU_SEQ, 1);
+      for (let id = 0; id < MAX_MEMSLOTS; id++) {
+        if (!this.memslots.get(id, slot)) continue;
+        this.userfaultBits.forEachSet(slot.baseGfn, slot.npages, (gfn) => {
+          if (gfn === end) {
+            end++;
+            return;
+          }
+          if (start >= 0) this.stage2.unmapRange(start, end - start);
+          start = gfn;
+          end = gfn + 1;
+        });
+      }
+      if (start >= 0) this.stage2.unmapRange(start, end - start);
+    } finally {
+      unlock(this.words, this.base + VM_MMU_LOCK);
+    }
+    this.flushAllTlbs();
   }
 
   withSlotsLock<T>(body: () => T): T {
