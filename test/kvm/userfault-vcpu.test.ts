@@ -118,44 +118,6 @@ describe("vCPU userfaults", () => {
     assert.equal(t.vm.stage2.mappingCounts()[0], mapped, "clearing the bit unmapped nothing");
   });
 
-  test("attribute calls reject bad ranges, flags and attributes; the delta call keeps PRIVATE", () => {
-    const t = createTestVm(TOUCH_DATA);
-    const set = (address: number, size: number, attributes: number, flags = 0) =>
-      t.vm.setMemoryAttributes({ address, size, attributes, flags });
-    assertErrno(() => set(RAM_BASE, PAGE_SIZE, MEMORY_ATTRIBUTE_USERFAULT), "EINVAL");
-    enableUserfault(t);
-    assertErrno(() => set(RAM_BASE + 1, PAGE_SIZE, 0), "EINVAL");
-    assertErrno(() => set(RAM_BASE, 100, 0), "EINVAL");
-    assertErrno(() => set(RAM_BASE, 0, 0), "EINVAL");
-    assertErrno(() => set(RAM_BASE, PAGE_SIZE, 1 << 7), "EINVAL");
-    assertErrno(() => set(RAM_BASE, PAGE_SIZE, 0, 1), "EINVAL");
-    assertErrno(
-      () =>
-        t.vm.setMemoryAttributesDelta({
-          address: RAM_BASE,
-          size: PAGE_SIZE,
-          set: MEMORY_ATTRIBUTE_USERFAULT,
-          clear: MEMORY_ATTRIBUTE_USERFAULT,
-        }),
-      "EINVAL",
-    );
-    set(RAM_BASE, 4 * PAGE_SIZE, MEMORY_ATTRIBUTE_PRIVATE | MEMORY_ATTRIBUTE_USERFAULT);
-    t.vm.setMemoryAttributesDelta({
-      address: RAM_BASE + PAGE_SIZE,
-      size: PAGE_SIZE,
-      set: 0,
-      clear: MEMORY_ATTRIBUTE_USERFAULT,
-    });
-    assert.equal(t.vm.memoryAttributes(RAM_BASE + PAGE_SIZE), MEMORY_ATTRIBUTE_PRIVATE);
-    assert.equal(
-      t.vm.memoryAttributes(RAM_BASE),
-      MEMORY_ATTRIBUTE_PRIVATE | MEMORY_ATTRIBUTE_USERFAULT,
-    );
-    // The exact-set call does drop what it is not given.
-    set(RAM_BASE, PAGE_SIZE, MEMORY_ATTRIBUTE_USERFAULT);
-    assert.equal(t.vm.memoryAttributes(RAM_BASE), MEMORY_ATTRIBUTE_USERFAULT);
-  });
-
   test("while userfault is enabled mappings are 4 KiB; collapsePageTables restores 2 MiB after disable", () => {
     const t = createTestVm(TOUCH_DATA, { memBytes: 8 << 20, gmemFlags: GUEST_MEMFD_FLAG_HUGE_2M });
     assert.equal(runToUcall(t.vcpu), 42n);
