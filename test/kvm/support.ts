@@ -247,6 +247,22 @@ export async function waitForWord(
   }
 }
 
+/** Check `done` every few milliseconds (on timers) until it holds; `check` may throw meanwhile. */
+export async function until(
+  done: () => boolean,
+  ms: number,
+  what: string,
+  check: () => void = () => undefined,
+): Promise<void> {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    check();
+    if (done()) return;
+    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms: ${what}`);
+    await sleep(2);
+  }
+}
+
 /** Wait for the eventfd to be signalled (readAsync), with a timeout; returns the count. */
 export function eventfdSignalled(host: Host, eventfd: number, ms = 5000): Promise<bigint> {
   return withTimeout(host.eventfds.readAsync(eventfd), ms, "the userfault eventfd");

@@ -2,19 +2,44 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { PAGE_SIZE } from "../../src/host/host-memory.js";
 import {
-  CAP_USERFAULT,
-  EXIT_MEMORY_FAULT,
-  GUEST_MEMFD_FLAG_HUGE_2M,
   MEMORY_ATTRIBUTE_PRIVATE,
   MEMORY_ATTRIBUTE_USERFAULT,
   MEMORY_EXIT_FLAG_EXEC,
   MEMORY_EXIT_FLAG_PRIVATE,
   MEMORY_EXIT_FLAG_USERFAULT,
   MEMORY_EXIT_FLAG_WRITE,
-  USERFAULT_DISABLE,
-  USERFAULT_ENABLE,
 } from "../../src/kvm/uapi.js";
-import { assertErrno, createTestVm, RAM_BASE, runToUcall, type TestVm, UCALL } from "./support.js";
+import {
+  UCALL_DONE,
+  UCALL_REPORT,
+  V_FAULT_FLAGS,
+  V_FAULT_GFN,
+  V_FAULTS,
+  V_REPORTS,
+  type VcpuReply,
+} from "./kvm-worker.js";
+import {
+  createTestVm,
+  enableUserfault,
+  expectMemoryFault,
+  installPage,
+  pageOf,
+  RAM_BASE,
+  readGuestU64,
+  runToUcall,
+  setUserfault,
+  symbol,
+  UCALL,
+  until,
+  withTimeout,
+} from "./support.js";
+import { KvmWorkers } from "./workers.js";
+
+/**
+ * vCPU userfaults: on a stage-2 miss on a USERFAULT page, run() stops with
+ * a MEMORY_FAULT exit (EFAULT) naming the page; once the VMM has installed
+ * the page and cleared the bit, the instruction restarts and completes.
+ */
 
 /** Writes 42 to `data`, reads it back, and reports it; then loops reading it again. */
 const TOUCH_DATA = `
@@ -30,59 +55,88 @@ _start:
 data:   .dword  7
 `;
 
-function enableUserfault(t: TestVm): void {
-  t.vm.enableCap({ cap: CAP_USERFAULT, flags: 0, args: [USERFAULT_ENABLE, t.host.eventfd()] });
-}
-
-function dataAddress(t: TestVm): number {
-  return Number(t.symbols.get("data"));
-}
-
-function setUserfault(t: TestVm, gpa: number, on: boolean): void {
-  t.vm.setMemoryAttributesDelta({
-    address: gpa,
-    size: PAGE_SIZE,
-    set: on ? MEMORY_ATTRIBUTE_USERFAULT : 0,
-    clear: on ? 0 : MEMORY_ATTRIBUTE_USERFAULT,
-  });
-}
-
-/** run() must throw EFAULT with a MEMORY_FAULT exit; returns the fault. */
-function expectMemoryFault(t: TestVm): { flags: number; gpa: number; size: number } {
-  assert.throws(
-    () => t.vcpu.runGuest(),
-    (e: unknown) => t.vcpu.isMemoryFault(e) && (e as { errno: string }).errno === "EFAULT",
-  );
-  assert.equal(t.vcpu.run.exitReason, EXIT_MEMORY_FAULT);
-  return { ...t.vcpu.run.memoryFault };
-}
+/** A read of page `a`, a write to page `b`, a call into page `c`, an AMO on page `d`. */
+const THREE_KINDS = `
+_start:
+        la      s0, a
+        ld      s1, 0x7f8(s0)
+        la      s0, b
+        li      t1, 5
+        sw      t1, 0x10(s0)
+        call    c
+        la      s0, d
+        li      t1, 3
+        amoadd.d s2, t1, (s0)
+        ld      s3, 0(s0)
+        add     a0, s1, s2
+        add     a0, a0, s3
+        ${UCALL}
+1:      j       1b
+        .data
+        .balign 4096
+a:      .dword  0
+        .balign 4096
+b:      .dword  0
+        .balign 4096
+d:      .dword  0
+        .text
+        .balign 4096
+c:      li      s4, 1
+        ret
+`;
 
 describe("vCPU userfaults", () => {
   test("a write to a userfault page exits with MEMORY_FAULT and completes once released", () => {
     const t = createTestVm(TOUCH_DATA);
     enableUserfault(t);
-    const data = dataAddress(t);
-    setUserfault(t, data, true);
-    const fault = expectMemoryFault(t);
+    const data = symbol(t, "data");
+    setUserfault(t.vm, data, true);
+    const fault = expectMemoryFault(t.vcpu);
     assert.deepEqual(fault, {
       flags: MEMORY_EXIT_FLAG_USERFAULT | MEMORY_EXIT_FLAG_WRITE,
       gpa: data,
       size: PAGE_SIZE,
     });
     // Still userfault: running again faults again, nothing was written.
-    expectMemoryFault(t);
+    expectMemoryFault(t.vcpu);
     // The VMM fills the page (as post-copy installs it) and releases it.
     const page = new Uint8Array(PAGE_SIZE);
     page[8] = 1;
-    t.host.pageCacheOf(t.gmemFd).install((data - RAM_BASE) / PAGE_SIZE, page);
-    setUserfault(t, data, false);
+    installPage(t, data, page);
+    setUserfault(t.vm, data, false);
     assert.equal(runToUcall(t.vcpu), 42n, "the faulting store restarted and completed");
-    const read = new Uint8Array(16);
-    t.vm.accessGuest(data, read, false, true);
-    assert.equal(read[8], 1, "the installed contents around the store survive");
+    assert.equal(
+      readGuestU64(t.vm, data + 8),
+      1n,
+      "the installed contents around the store survive",
+    );
   });
 
-  test("an instruction fetch from a userfault page reports EXEC; PRIVATE is reported too", () => {
+  test("read, write, fetch and AMO faults report their access; gpa is page aligned, size one page", () => {
+    const t = createTestVm(THREE_KINDS);
+    enableUserfault(t);
+    const [a, b, c, d] = ["a", "b", "c", "d"].map((name) => symbol(t, name));
+    for (const page of [a, b, c, d]) setUserfault(t.vm, page, true);
+    installPage(t, a, pageOf(100n));
+    installPage(t, d, pageOf(20n));
+    const expected = [
+      [a, MEMORY_EXIT_FLAG_USERFAULT],
+      [b, MEMORY_EXIT_FLAG_USERFAULT | MEMORY_EXIT_FLAG_WRITE],
+      [c, MEMORY_EXIT_FLAG_USERFAULT | MEMORY_EXIT_FLAG_EXEC],
+      [d, MEMORY_EXIT_FLAG_USERFAULT | MEMORY_EXIT_FLAG_WRITE],
+    ];
+    for (const [gpa, flags] of expected) {
+      assert.deepEqual(expectMemoryFault(t.vcpu), { flags, gpa, size: PAGE_SIZE });
+      assert.deepEqual(expectMemoryFault(t.vcpu), { flags, gpa, size: PAGE_SIZE }, "again");
+      setUserfault(t.vm, gpa, false);
+    }
+    // 100 (read) + 20 (AMO's old value) + 23 (after the AMO): each instruction ran once.
+    assert.equal(runToUcall(t.vcpu), 143n);
+    assert.equal(readGuestU64(t.vm, b + 0x10), 5n);
+    assert.equal(t.vcpu.hart.getRegister(20), 1n, "the call into page c ran");
+  });
+
+  test("PRIVATE is reported with USERFAULT", () => {
     const t = createTestVm(TOUCH_DATA);
     enableUserfault(t);
     t.vm.setMemoryAttributes({
@@ -91,7 +145,7 @@ describe("vCPU userfaults", () => {
       attributes: MEMORY_ATTRIBUTE_USERFAULT | MEMORY_ATTRIBUTE_PRIVATE,
       flags: 0,
     });
-    const fault = expectMemoryFault(t);
+    const fault = expectMemoryFault(t.vcpu);
     assert.equal(fault.gpa, RAM_BASE + 0x200000);
     assert.equal(
       fault.flags,
@@ -102,38 +156,89 @@ describe("vCPU userfaults", () => {
   test("setting USERFAULT unmaps a page the vCPU already had mapped; clearing it unmaps nothing", () => {
     const t = createTestVm(TOUCH_DATA);
     enableUserfault(t);
-    const data = dataAddress(t);
+    const data = symbol(t, "data");
     assert.equal(runToUcall(t.vcpu), 42n);
     assert.equal(runToUcall(t.vcpu), 42n, "the page stays mapped between runs");
     const mappedBefore = t.vm.stage2.mappingCounts()[0];
-    setUserfault(t, data, true);
+    setUserfault(t.vm, data, true);
     assert.equal(t.vm.stage2.mappingCounts()[0], mappedBefore - 1, "the stage-2 entry is gone");
-    const fault = expectMemoryFault(t);
+    const fault = expectMemoryFault(t.vcpu);
     assert.equal(fault.gpa, data);
     assert.equal(fault.flags & MEMORY_EXIT_FLAG_WRITE, 0, "the loop reads the page");
-    setUserfault(t, data, false);
+    setUserfault(t.vm, data, false);
     assert.equal(runToUcall(t.vcpu), 42n);
     const mapped = t.vm.stage2.mappingCounts()[0];
-    setUserfault(t, data + PAGE_SIZE, false);
-    assert.equal(t.vm.stage2.mappingCounts()[0], mapped, "clearing the bit unmapped nothing");
+    setUserfault(t.vm, data + PAGE_SIZE, true);
+    setUserfault(t.vm, data + PAGE_SIZE, false);
+    setUserfault(t.vm, data, false);
+    assert.equal(t.vm.stage2.mappingCounts()[0], mapped, "clearing bits unmapped nothing");
+    assert.equal(runToUcall(t.vcpu), 42n);
   });
 
-  test("while userfault is enabled mappings are 4 KiB; collapsePageTables restores 2 MiB after disable", () => {
-    const t = createTestVm(TOUCH_DATA, { memBytes: 8 << 20, gmemFlags: GUEST_MEMFD_FLAG_HUGE_2M });
-    assert.equal(runToUcall(t.vcpu), 42n);
-    assert.deepEqual(t.vm.stage2.mappingCounts(), [0, 1, 0], "huge backing maps 2 MiB at once");
-    const eventfd = t.host.eventfd();
-    t.vm.enableCap({ cap: CAP_USERFAULT, flags: 0, args: [USERFAULT_ENABLE, eventfd] });
-    // Making one page userfault unmaps its whole 2 MiB mapping; it returns in 4 KiB pieces.
-    setUserfault(t, RAM_BASE + 0x300000, true);
-    assert.equal(runToUcall(t.vcpu), 42n);
-    const [small, huge] = t.vm.stage2.mappingCounts();
-    assert.equal(huge, 0);
-    assert.ok(small >= 2, `code and data pages mapped separately (${small})`);
-    assertErrno(() => t.vm.collapsePageTables({ address: RAM_BASE, size: 8 << 20 }), "EBUSY");
-    t.vm.enableCap({ cap: CAP_USERFAULT, flags: 0, args: [USERFAULT_DISABLE, 0] });
-    t.vm.collapsePageTables({ address: RAM_BASE, size: 8 << 20 });
-    assert.equal(runToUcall(t.vcpu), 42n);
-    assert.deepEqual(t.vm.stage2.mappingCounts(), [0, 1, 0]);
+  test("vCPUs running on other threads fault on their next access once setMemoryAttributes returns", async () => {
+    // Each vCPU spins reading `data` and reports every value it sees change.
+    const t = createTestVm(`
+_start:
+        la      t0, data
+        li      s2, -1
+        ld      s1, 0(t0)
+        mv      a0, s1
+        li      a1, ${UCALL_REPORT}
+        ${UCALL}
+1:      ld      t1, 0(t0)
+        beq     t1, s1, 1b
+        beq     t1, s2, 2f
+        mv      s1, t1
+        mv      a0, t1
+        li      a1, ${UCALL_REPORT}
+        ${UCALL}
+        j       1b
+2:      li      a1, ${UCALL_DONE}
+        ${UCALL}
+        .data
+        .balign 4096
+data:   .dword  1000
+`);
+    enableUserfault(t);
+    const data = symbol(t, "data");
+    t.kvm.createVcpu(t.vm, 1);
+    const workers = new KvmWorkers(t);
+    const vcpus = [0, 1];
+    const runs = vcpus.map(
+      (id) => workers.vcpu({ id, pc: t.entry, stvec: t.trap, onFault: "wait-release" }).reply,
+    );
+    try {
+      const rounds = 40;
+      for (let round = 0; round < rounds; round++) {
+        for (const id of vcpus) await workers.reports(id, round + 1);
+        // Both vCPUs are in their read loop with the page in their TLBs.
+        setUserfault(t.vm, data, true);
+        // Changed only now: a vCPU that still reached the old mapping would report it.
+        const next = round + 1 === rounds ? -1n : BigInt(1001 + round);
+        installPage(t, data, pageOf(next));
+        for (const id of vcpus) {
+          await until(
+            () => workers.word(id, V_FAULTS) === round + 1,
+            10_000,
+            `vCPU ${id} faults`,
+            () => assert.equal(workers.word(id, V_REPORTS), round + 1, `vCPU ${id} saw the change`),
+          );
+          assert.equal(workers.word(id, V_FAULT_GFN), data / PAGE_SIZE);
+          assert.equal(workers.word(id, V_FAULT_FLAGS), MEMORY_EXIT_FLAG_USERFAULT);
+        }
+        setUserfault(t.vm, data, false);
+        workers.released();
+      }
+      const replies: VcpuReply[] = await withTimeout(Promise.all(runs), 10_000, "the vCPUs");
+      for (const reply of replies) {
+        assert.equal(reply.stop, "done", reply.message);
+        assert.deepEqual(
+          reply.reports,
+          Array.from({ length: rounds }, (_, i) => BigInt(1000 + i)),
+        );
+      }
+    } finally {
+      await workers.close();
+    }
   });
 });

@@ -47,7 +47,7 @@ export class KvmWorkers {
 
   /** Send one order to `worker`; the promise settles with its reply (or its crash). */
   ask<T>(worker: Worker, order: AccessOrder | VcpuOrder): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
+    const reply = new Promise<T>((resolve, reject) => {
       const onError = (error: Error) => reject(error);
       const onExit = (code: number) => reject(new Error(`worker exited (${code})`));
       worker.once("message", (reply: T) => {
@@ -59,6 +59,10 @@ export class KvmWorkers {
       worker.once("exit", onExit);
       worker.postMessage(order);
     });
+    // A test that fails before awaiting the reply terminates the worker in
+    // close(): that rejection must not hide the test's own failure.
+    reply.catch(() => undefined);
+    return reply;
   }
 
   /** A hypervisor access made on a new worker thread. */
