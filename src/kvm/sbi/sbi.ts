@@ -1,6 +1,8 @@
 import { MIP_SSIP, MIP_STIP, PRIV_S, SSTATUS_SIE } from "../../riscv/cpu/constants.js";
 import { lowerInterrupt, raiseInterrupt } from "../../riscv/cpu/hart-control.js";
-import { SYSTEM_EVENT_RESET, SYSTEM_EVENT_SHUTDOWN } from "../uapi.js";
+import { PAGE_SIZE } from "../../host/host-memory.js";
+import { Memslot } from "../memslots.js";
+import { MEM_READONLY, SYSTEM_EVENT_RESET, SYSTEM_EVENT_SHUTDOWN } from "../uapi.js";
 import type { Vcpu } from "../vcpu.js";
 import {
   HSM_START_PENDING,
@@ -52,6 +54,8 @@ const IN_KERNEL = new Set([
  * forwards them; everything else is answered here.
  */
 export class Sbi {
+  private readonly slot = new Memslot();
+
   constructor(private readonly vm: Vm) {}
 
   /** Handle the SBI call the vCPU just made; false to forward it to the VMM. */
@@ -255,12 +259,27 @@ export class Sbi {
       shared.setWord(V_STEAL_ENABLED, 0);
       return this.answer(vcpu, S.SBI_SUCCESS);
     }
-    const address = ((hi & 0xffffffffn) << 32n) | (lo & 0xffffffffn);
-    if ((address & 63n) !== 0n) return this.answer(vcpu, S.SBI_ERR_INVALID_PARAM);
+    if ((lo & 63n) !== 0n) return this.answer(vcpu, S.SBI_ERR_INVALID_PARAM);
+    // On RV64 the address is all in lo; hi must be 0 (as KVM's STA).
+    if (hi !== 0n) return this.answer(vcpu, S.SBI_ERR_INVALID_ADDRESS);
+    const address = lo;
+    // The record must be in guest memory the hypervisor can write.
+    if (!this.writableMemory(Number(address))) {
+      return this.answer(vcpu, S.SBI_ERR_INVALID_ADDRESS);
+    }
     shared.setPair(V_STEAL_ADDR, address);
     shared.setWord(V_STEAL_ENABLED, 1);
     shared.request(REQ_RECORD_STEAL);
     return this.answer(vcpu, S.SBI_SUCCESS);
+  }
+
+  private writableMemory(gpa: number): boolean {
+    const slot = this.slot;
+    return (
+      gpa < 2 ** 53 &&
+      this.vm.findMemslot(Math.floor(gpa / PAGE_SIZE), slot) &&
+      (slot.flags & MEM_READONLY) === 0
+    );
   }
 
   /**

@@ -1,8 +1,13 @@
 import { PAGE_SIZE } from "../../host/host-memory.js";
-import { MEMORY_EXIT_FLAG_USERFAULT, MEMORY_EXIT_FLAG_WRITE } from "../uapi.js";
+import { ErrnoError } from "../../host/errno.js";
+import { Memslot } from "../memslots.js";
+import { MEM_READONLY, MEMORY_EXIT_FLAG_USERFAULT, MEMORY_EXIT_FLAG_WRITE } from "../uapi.js";
 import type { Vcpu } from "../vcpu.js";
-import { V_STEAL_ADDR } from "../vcpu-shared.js";
+import { V_STEAL_ADDR, V_STEAL_ENABLED } from "../vcpu-shared.js";
 import type { Vm } from "../vm.js";
+
+/** The record's memslot, looked up on each update (modules are per thread; never re-entered). */
+const scratchSlot = new Memslot();
 
 /**
  * The SBI STA steal-time update, done each time the vCPU is scheduled in
@@ -18,7 +23,22 @@ import type { Vm } from "../vm.js";
 export function updateStealTime(vm: Vm, vcpu: Vcpu): boolean {
   const gpa = Number(vcpu.shared.pair(V_STEAL_ADDR));
   const gfn = Math.floor(gpa / PAGE_SIZE);
-  const pfn = vm.guestPfnForKernel(gfn, true);
+  let pfn: number;
+  try {
+    pfn =
+      vm.findMemslot(gfn, scratchSlot) && (scratchSlot.flags & MEM_READONLY) === 0
+        ? vm.guestPfnForKernel(gfn, true)
+        : Number.NaN;
+  } catch (error) {
+    if (!(error instanceof ErrnoError)) throw error;
+    pfn = Number.NaN;
+  }
+  if (Number.isNaN(pfn)) {
+    // The memory went away (memslot deleted, host mapping gone, poisoned):
+    // as KVM, stop updating the record rather than fail KVM_RUN.
+    vcpu.shared.setWord(V_STEAL_ENABLED, 0);
+    return true;
+  }
   if (pfn < 0) {
     vcpu.prepareMemoryFaultExit(
       gfn * PAGE_SIZE,
