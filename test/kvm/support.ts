@@ -303,3 +303,53 @@ export function guestAccess(t: TestVm, addr: number, value = 0n): bigint {
   command(t, addr, value);
   return runToUcall(t.vcpu);
 }
+
+/**
+ * An SBI command loop: the guest reports (ucall, a0 and a1) the result of
+ * the last call, then makes the SBI call the test left in `sbicmd`
+ * (extension, function, a0-a5).
+ */
+export const SBI_LOOP = `
+_start:
+        li      a0, 0
+        li      a1, 0
+loop:
+        li      a7, ${UCALL_EID}
+        ecall
+        la      t0, sbicmd
+        ld      a7, 0(t0)
+        ld      a6, 8(t0)
+        ld      a0, 16(t0)
+        ld      a1, 24(t0)
+        ld      a2, 32(t0)
+        ld      a3, 40(t0)
+        ld      a4, 48(t0)
+        ld      a5, 56(t0)
+        ecall
+        j       loop
+        .data
+        .balign 4096
+sbicmd: .zero   64
+`;
+
+/** Leave an SBI call for SBI_LOOP to make next. */
+export function setSbiCall(t: TestVm, eid: number, fid: number, args: bigint[] = []): void {
+  const bytes = new Uint8Array(64);
+  const view = new DataView(bytes.buffer);
+  view.setBigUint64(0, BigInt(eid), true);
+  view.setBigUint64(8, BigInt(fid), true);
+  args.forEach((arg, i) => view.setBigUint64(16 + 8 * i, BigInt.asUintN(64, arg), true));
+  t.vm.accessGuest(symbol(t, "sbicmd"), bytes, true, true);
+}
+
+/** Make one SBI call from SBI_LOOP: its error (signed) and value. */
+export function sbiCall(
+  t: TestVm,
+  eid: number,
+  fid: number,
+  args: bigint[] = [],
+): [number, bigint] {
+  setSbiCall(t, eid, fid, args);
+  const error = runToUcall(t.vcpu);
+  return [Number(BigInt.asIntN(64, error)), t.vcpu.run.riscvSbi.args[1]];
+}
