@@ -1,5 +1,6 @@
 import { MIP_SSIP, MIP_STIP, PRIV_S, SSTATUS_SIE } from "../../riscv/cpu/constants.js";
 import { lowerInterrupt, raiseInterrupt } from "../../riscv/cpu/hart-control.js";
+import { ErrnoError } from "../../host/errno.js";
 import { PAGE_SIZE } from "../../host/host-memory.js";
 import { Memslot } from "../memslots.js";
 import { MEM_READONLY, SYSTEM_EVENT_RESET, SYSTEM_EVENT_SHUTDOWN } from "../uapi.js";
@@ -159,20 +160,31 @@ export class Sbi {
     return result;
   }
 
-  /** Legacy calls pass a pointer to an unsigned long hart mask (0 = all harts). */
-  private legacyTargets(maskAddress: bigint): VcpuShared[] | null {
+  /**
+   * Legacy calls pass a pointer to an unsigned long hart mask (0 = all
+   * harts); undefined when the guest's pointer leads nowhere.
+   */
+  private legacyTargets(maskAddress: bigint): VcpuShared[] | null | undefined {
     if (maskAddress === 0n) return this.vm.vcpuList().slice();
-    const mask = this.vm.readGuestU64(Number(maskAddress));
+    let mask: bigint;
+    try {
+      mask = this.vm.readGuestU64(Number(maskAddress));
+    } catch (error) {
+      if (error instanceof ErrnoError) return undefined;
+      throw error;
+    }
     return this.targets(mask, 0n);
   }
 
-  private sendIpi(targets: VcpuShared[] | null): number {
+  private sendIpi(targets: VcpuShared[] | null | undefined): number {
+    if (targets === undefined) return S.SBI_ERR_INVALID_ADDRESS;
     if (targets === null) return S.SBI_ERR_INVALID_PARAM;
     for (const t of targets) raiseInterrupt(t.control, MIP_SSIP);
     return S.SBI_SUCCESS;
   }
 
-  private fence(vcpu: Vcpu, targets: VcpuShared[] | null, tlb: boolean): number {
+  private fence(vcpu: Vcpu, targets: VcpuShared[] | null | undefined, tlb: boolean): number {
+    if (targets === undefined) return S.SBI_ERR_INVALID_ADDRESS;
     if (targets === null) return S.SBI_ERR_INVALID_PARAM;
     // Fetches read guest memory afresh, so FENCE.I needs nothing; SFENCE.VMA
     // flushes the targets' TLBs before the call returns.
