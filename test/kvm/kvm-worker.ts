@@ -79,8 +79,6 @@ export interface VcpuOrder {
   a1?: bigint;
   /** The test trap handler (TestVm.trap). */
   stvec?: number;
-  /** HSM: the vCPU waits stopped until another hart starts it. */
-  stopped?: boolean;
   /**
    * On a MEMORY_FAULT exit: stop and reply, or (as a VMM's vCPU thread that
    * waits for its page) sleep until the page is released and run again.
@@ -235,7 +233,6 @@ if (!isMainThread && parentPort) {
     if (order.a0 !== undefined) vcpu.hart.setRegister(10, order.a0);
     if (order.a1 !== undefined) vcpu.hart.setRegister(11, order.a1);
     if (order.stvec !== undefined) vcpu.hart.setStvec(order.stvec | 0, 0);
-    if (order.stopped) vcpu.setStopped(true);
     port.postMessage(runVcpu(host, vm, vcpu, order, control));
   });
 }
