@@ -23,6 +23,7 @@ import { UserfaultError, type Vm } from "../../src/kvm/vm.js";
 import { UCALL_EID } from "./support.js";
 
 export interface KvmWorkerSetup {
+  kvmWorker: true;
   host: HostShare;
   kvm: number;
   vm: number;
@@ -216,13 +217,13 @@ function runVcpu(host: Host, vm: Vm, vcpu: Vcpu, order: VcpuOrder, control: Int3
   }
 }
 
-if (!isMainThread && parentPort) {
+const setup = workerData as Partial<KvmWorkerSetup> | null;
+if (!isMainThread && parentPort && setup?.kvmWorker === true) {
   const port = parentPort;
-  const setup = workerData as KvmWorkerSetup;
-  const host = Host.attach(setup.host);
-  const kvm = Kvm.attach(host, setup.kvm);
-  const vm = kvm.attachVm(setup.vm);
-  const control = new Int32Array(setup.control);
+  const host = Host.attach(setup.host!);
+  const kvm = Kvm.attach(host, setup.kvm!);
+  const vm = kvm.attachVm(setup.vm!);
+  const control = new Int32Array(setup.control!);
   port.on("message", (order: KvmOrder) => {
     if (order.kind === "access") {
       port.postMessage(access(vm, order));

@@ -26,6 +26,7 @@ import {
   expectMemoryFault,
   RAM_BASE,
   readGuest,
+  runGuest,
   runToUcall,
   type TestVm,
   UCALL,
@@ -261,7 +262,7 @@ describe("memslots", () => {
     command(t, SLOT1_GPA + 16);
     assert.equal(runToUcall(t.vcpu), 9n, "mapped");
     t.vm.setUserMemoryRegion2({ ...region, memorySize: 0 });
-    t.vcpu.runGuest();
+    runGuest(t.vcpu);
     assert.equal(t.vcpu.run.exitReason, EXIT_MMIO);
     assert.deepEqual(
       [t.vcpu.run.mmio.physAddr, t.vcpu.run.mmio.len, t.vcpu.run.mmio.isWrite],
@@ -287,7 +288,7 @@ describe("memslots", () => {
     });
     assert.equal(guestAccess(t, SLOT1_GPA + 0x100), 0x42n);
     command(t, SLOT1_GPA + 0x100, 0x77n);
-    t.vcpu.runGuest();
+    runGuest(t.vcpu);
     assert.equal(t.vcpu.run.exitReason, EXIT_MMIO);
     const mmio = t.vcpu.run.mmio;
     assert.deepEqual(
@@ -299,7 +300,7 @@ describe("memslots", () => {
     assert.deepEqual([...t.host.copyFromUser(hva + 0x100, 1)], [0x42]);
     // A never-touched page: a write first exits too, then reads map it.
     command(t, SLOT1_GPA + 0x8000, 1n);
-    t.vcpu.runGuest();
+    runGuest(t.vcpu);
     assert.equal(t.vcpu.run.exitReason, EXIT_MMIO);
     assert.equal(runToUcall(t.vcpu), 0n);
     assert.deepEqual(readGuest(t.vm, SLOT1_GPA + 0x8000, 1), new Uint8Array([0]));

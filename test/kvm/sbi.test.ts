@@ -13,6 +13,7 @@ import { UCALL_DONE, UCALL_REPORT, type VcpuReply } from "./kvm-worker.js";
 import {
   createTestVm,
   RAM_BASE,
+  runGuest,
   runToUcall,
   SBI_LOOP,
   sbiCall,
@@ -264,7 +265,7 @@ ready:  .dword  0
     assert.deepEqual(sbiCall(t, S.EXT_TIME, 1), [S.SBI_ERR_NOT_SUPPORTED, 0n]);
     // Legacy shutdown is a system event.
     setSbiCall(t, S.EXT_LEGACY_SHUTDOWN, 0);
-    t.vcpu.runGuest();
+    runGuest(t.vcpu);
     assert.equal(t.vcpu.run.exitReason, EXIT_SYSTEM_EVENT);
     assert.deepEqual({ ...t.vcpu.run.systemEvent }, { type: SYSTEM_EVENT_SHUTDOWN, reason: 0 });
   });
@@ -273,7 +274,7 @@ ready:  .dword  0
     const t = setup();
     const exitFor = (eid: number, fid: number, args: bigint[]) => {
       setSbiCall(t, eid, fid, args);
-      t.vcpu.runGuest();
+      runGuest(t.vcpu);
       assert.equal(t.vcpu.run.exitReason, EXIT_RISCV_SBI);
       return t.vcpu.run.riscvSbi;
     };
@@ -312,7 +313,7 @@ ready:  .dword  0
       BigInt(S.SRST_TYPE_WARM_REBOOT),
       BigInt(S.SRST_REASON_SYSTEM_FAILURE),
     ]);
-    t.vcpu.runGuest();
+    runGuest(t.vcpu);
     assert.equal(t.vcpu.run.exitReason, EXIT_SYSTEM_EVENT);
     assert.deepEqual({ ...t.vcpu.run.systemEvent }, { type: SYSTEM_EVENT_RESET, reason: 1 });
   });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { Worker } from "node:worker_threads";
 import { Host, type HostOptions } from "../../src/host/host.js";
 import { PAGE_SIZE } from "../../src/host/host-memory.js";
 import { Kvm } from "../../src/kvm/kvm.js";
@@ -13,6 +14,7 @@ import {
 import type { Vcpu } from "../../src/kvm/vcpu.js";
 import type { Vm } from "../../src/kvm/vm.js";
 import { assemble } from "../../src/riscv/asm/index.js";
+import { type WatchdogArm, type WatchdogSetup, WD_KICKS, WD_SEQUENCE } from "./watchdog-worker.js";
 
 export const RAM_BASE = 0x8000_0000;
 /** The ucall channel's SBI extension id (experimental range), as the VMM will use it. */
@@ -120,9 +122,52 @@ export function symbol(t: { symbols: Map<string, bigint> }, name: string): numbe
   return Number(value);
 }
 
+let watchdog: { worker: Worker; words: Int32Array } | null = null;
+
+/**
+ * Run `body` (which calls vcpu.runGuest) under the watchdog: if it has not
+ * returned after `ms`, the vCPU is kicked out of run() and the test fails.
+ */
+export function guarded<T>(vcpu: Vcpu, body: () => T, ms = 20_000): T {
+  if (watchdog === null) {
+    const words = new Int32Array(new SharedArrayBuffer(8));
+    const worker = new Worker(new URL("./watchdog-worker.js", import.meta.url), {
+      workerData: { watchdog: words.buffer } satisfies WatchdogSetup,
+    });
+    worker.unref();
+    watchdog = { worker, words };
+  }
+  const { worker, words } = watchdog;
+  const sequence = Atomics.add(words, WD_SEQUENCE, 1) + 1;
+  const kicks = Atomics.load(words, WD_KICKS);
+  const arm: WatchdogArm = {
+    sequence,
+    arena: vcpu.vm.memory.arenaBuffer as SharedArrayBuffer,
+    vcpuOffset: vcpu.shared.offset,
+    ms,
+  };
+  worker.postMessage(arm);
+  let result: T;
+  try {
+    result = body();
+  } finally {
+    Atomics.add(words, WD_SEQUENCE, 1);
+    Atomics.notify(words, WD_SEQUENCE);
+  }
+  if (Atomics.load(words, WD_KICKS) !== kicks) {
+    assert.fail(`the guest ran ${ms} ms without the exit the test waits for (watchdog)`);
+  }
+  return result;
+}
+
+/** KVM_RUN under the watchdog. */
+export function runGuest(vcpu: Vcpu, ms?: number): void {
+  guarded(vcpu, () => vcpu.runGuest(), ms);
+}
+
 /** Run until the guest makes a ucall; returns its a0. */
 export function runToUcall(vcpu: Vcpu): bigint {
-  vcpu.runGuest();
+  runGuest(vcpu);
   assert.equal(vcpu.run.exitReason, EXIT_RISCV_SBI, "expected an SBI exit");
   const sbi = vcpu.run.riscvSbi;
   if (sbi.extensionId === TRAP_EID) {
@@ -168,7 +213,7 @@ export function expectMemoryFault(
   errno = "EFAULT",
 ): { flags: number; gpa: number; size: number } {
   assert.throws(
-    () => vcpu.runGuest(),
+    () => runGuest(vcpu),
     (e: unknown) => {
       assert.equal((e as { errno?: string }).errno, errno, String(e));
       assert.ok(vcpu.isMemoryFault(e), "the error is run()'s memory-fault exit");

@@ -29,6 +29,7 @@ export class KvmWorkers {
 
   constructor(t: { host: Host; kvm: Kvm; vm: Vm }) {
     this.setup = {
+      kvmWorker: true,
       host: t.host.share(),
       kvm: t.kvm.offset,
       vm: t.vm.offset,
