@@ -6,6 +6,9 @@ import type { Memslot } from "./memslots.js";
 import { FRAMES_AT_LEVEL, LEVEL_1G, LEVEL_2M, LEVEL_4K, type MappingLevel } from "./stage2.js";
 import { MEM_GUEST_MEMFD } from "./uapi.js";
 
+/** Huge mapping levels, largest first (a constant: the fault path allocates nothing). */
+const HUGE_LEVELS = [LEVEL_1G, LEVEL_2M] as const;
+
 /**
  * Where a memslot's pages come from: a guest_memfd's page cache (asked by
  * file offset, never through a host address) or the VMM's host mapping,
@@ -66,7 +69,7 @@ export class MemslotBacking {
       pageSize = mapping.pageSize;
       index = hva / PAGE_SIZE;
     }
-    for (const level of [LEVEL_1G, LEVEL_2M] as const) {
+    for (const level of HUGE_LEVELS) {
       const span = FRAMES_AT_LEVEL[level];
       if (pageSize < span * PAGE_SIZE) continue;
       const head = gfn - (gfn % span);
