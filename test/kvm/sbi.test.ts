@@ -360,6 +360,9 @@ _start:
         li      a0, 7
         ecall
         call    report
+        la      t0, go                  # now hart 1 may stop
+        li      t1, 1
+        sd      t1, 0(t0)
 1:      li      a7, HSM                 # wait until hart 1 has stopped itself
         li      a6, 2
         li      a0, 1
@@ -387,11 +390,17 @@ secondary:
         call    report                  # a0: hart id
         mv      a0, s0
         call    report                  # the opaque value
+        la      t0, go                  # stay started until hart 0 is done checking
+2:      ld      t1, 0(t0)
+        beqz    t1, 2b
         li      a7, HSM                 # stop: does not return
         li      a6, 1
         ecall
         li      a1, 2
         ${UCALL}
+        .data
+        .balign 8
+go:     .dword  0
 `);
     const { workers, replies } = runHarts(t, 2, { stopped: [1] });
     try {
