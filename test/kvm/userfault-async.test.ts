@@ -255,6 +255,10 @@ describe("USERFAULT_ASYNC_ALL", () => {
       await eventfdSignalled(t.host, eventfd);
       assert.deepEqual(t.vm.readUserfault(), { gpa: data });
       await sleep(50);
+      const before = process.cpuUsage();
+      await sleep(300);
+      const used = process.cpuUsage(before);
+      assert.ok(used.user + used.system < 120_000, `CPU while asleep: ${JSON.stringify(used)}`);
       assert.equal(vcpu.settled(), false, "the vCPU sleeps in the hypervisor");
       assert.equal(workers.word(0, V_FAULTS), 0, "no MEMORY_FAULT exit");
       installPage(t, data, pageOf(77n));
