@@ -3,6 +3,7 @@ import { Host } from "../host/host.js";
 import type { BackingPageSize } from "../host/page-cache.js";
 import { Kvm } from "../kvm/kvm.js";
 import { SYSTEM_EVENT_CRASH, SYSTEM_EVENT_RESET, SYSTEM_EVENT_SHUTDOWN } from "../kvm/uapi.js";
+import { HSM_STARTED, HSM_STOPPED, V_HSM_STATE } from "../kvm/vcpu-shared.js";
 import type { Vm } from "../kvm/vm.js";
 import type { ProgramImage } from "../riscv/elf/image.js";
 import { GuestRam, RAM_BASE, type RamBacking } from "./guest-ram.js";
@@ -28,8 +29,10 @@ export interface MachineEvents {
 
 /** How a run ended. */
 export interface MachineResult {
-  /** shutdown / reset / crash: a system event; ucall: every vCPU finished with a done or abort ucall. */
+  /** shutdown / reset / crash: a system event; ucall: a vCPU made a done or abort ucall. */
   end: "shutdown" | "reset" | "crash" | "ucall" | "error";
+  /** The done or abort ucall that ended the run. */
+  ucall?: { vcpu: number; type: UcallType; args: bigint[] };
   /** SRST reason for a system event (0 none, 1 system failure). */
   reason: number;
   /** Per-vCPU stops, by id. */
@@ -110,12 +113,13 @@ export class Machine {
                   ? "crash"
                   : "error";
           if (running === 0) finish({ end, reason: stop.reason, stops, message: end });
-        } else if (running === 0) {
-          finish({ end: "ucall", reason: 0, stops, message: `vCPUs finished (${stop.type})` });
         }
       };
+      const vcpuRecords = this.vm.vcpuList();
       for (let id = 0; id < this.config.vcpus; id++) {
         const starts = id === 0 || this.config.startAllHarts === true;
+        // Set before any thread runs, so that hart 0's HSM start never races it.
+        vcpuRecords[id].setWord(V_HSM_STATE, starts ? HSM_STARTED : HSM_STOPPED);
         const data: VcpuThreadData = {
           host: this.host.share(),
           kvm: this.kvm.offset,
@@ -132,9 +136,15 @@ export class Machine {
         worker.on("message", (message: VcpuThreadMessage) => {
           if (message.type === "console") events.console?.(message.text);
           else if (message.type === "warning") events.warning?.(message.text);
-          else if (message.type === "ucall")
+          else if (message.type === "ucall") {
             events.ucall?.(message.id, message.ucall, message.args);
-          else onStop(message.id, message.stop);
+            // As in KVM selftests, a done or abort ucall ends the run.
+            if (message.ucall !== "sync") {
+              const ucall = { vcpu: message.id, type: message.ucall, args: message.args };
+              const text = `vCPU ${message.id}: ${message.ucall}`;
+              finish({ end: "ucall", reason: 0, stops, ucall, message: text });
+            }
+          } else onStop(message.id, message.stop);
         });
         worker.on("error", (error) =>
           finish({

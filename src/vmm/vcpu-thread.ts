@@ -14,7 +14,7 @@ export interface VcpuThreadData {
   id: number;
   ram: GuestRamShare;
   uart: SharedArrayBuffer;
-  /** Boot registers; a vCPU that does not start runs only once SBI HSM starts it. */
+  /** Boot registers; a vCPU without them (HSM-stopped by the main thread) waits for SBI HSM. */
   start: { pc: number; a0: bigint; a1: bigint } | null;
 }
 
@@ -51,8 +51,6 @@ function main(data: VcpuThreadData, port: NonNullable<typeof parentPort>): void 
     vcpu.hart.pc = data.start.pc;
     vcpu.hart.setRegister(10, data.start.a0);
     vcpu.hart.setRegister(11, data.start.a1);
-  } else {
-    vcpu.setStopped(true);
   }
   const stop = runVcpuLoop(vcpu, ram, uart, {
     console: (text) => {
