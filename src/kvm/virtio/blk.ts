@@ -93,6 +93,12 @@ import {
  * serves its one request queue (blk-queue.ts, blk-worker.ts), as vhost does.
  * The disk is a host memfd: its page cache holds the data, so the worker
  * reaches it from any thread, and the VMM fills it with host.memfds.pwrite.
+ *
+ * Interrupts: faultline's platform has no PLIC yet, so the device's line on
+ * the VM's I/O bus drives the supervisor external interrupt (SEIP) of hart 0
+ * directly (see io-bus.ts). It is raised with InterruptStatus bits and
+ * lowered once the driver has acknowledged all of them; a driver may also
+ * just poll the used ring.
  */
 
 /** The bus type of a virtio-mmio block device. */
