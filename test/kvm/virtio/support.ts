@@ -129,6 +129,14 @@ op_init:
         li      t0, QSIZE
         blt     t1, t0, init_fail
         sw      t0, 0x038(s0)           # QueueNum
+        # A fresh queue starts at index 0, and its rings are set before the
+        # device may look at them (DRIVER_OK lets it serve at once).
+        li      s1, 0
+        li      s2, 0
+        la      t0, avail
+        sw      zero, 0(t0)
+        la      t0, used
+        sw      zero, 0(t0)
         la      t1, desc
         sw      t1, 0x080(s0)
         srli    t1, t1, 32
@@ -147,12 +155,6 @@ op_init:
         beqz    t1, init_fail
         li      t0, 15
         sw      t0, 0x070(s0)           # DRIVER_OK
-        li      s1, 0
-        li      s2, 0
-        la      t0, avail               # a fresh queue starts at index 0
-        sw      zero, 0(t0)
-        la      t0, used
-        sw      zero, 0(t0)
         li      t0, 0x220               # SEIE | STIE
         csrs    sie, t0
         lw      a0, 0x070(s0)
