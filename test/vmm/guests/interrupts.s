@@ -25,9 +25,16 @@ _start:
         ecall
         bnez    a0, fail
         la      s0, ipi_seen
-1:      wfi
+        # Check, then sleep, with SIE off: the interrupt can come before the
+        # WFI, and its handler must not run between the check and the WFI
+        # (WFI still wakes for it, and setting SIE takes it).
+1:      csrci   sstatus, 2
         lw      t0, 0(s0)
-        beqz    t0, 1b
+        bnez    t0, 1f
+        wfi
+        csrsi   sstatus, 2
+        j       1b
+1:      csrsi   sstatus, 2
         rdtime  s1                      # arm the timer 2 ms ahead (10 MHz timebase)
         li      t0, 20000
         add     a0, s1, t0
@@ -35,9 +42,13 @@ _start:
         li      a6, 0
         ecall
         la      s0, timer_seen
-2:      wfi
+2:      csrci   sstatus, 2
         lw      t0, 0(s0)
-        beqz    t0, 2b
+        bnez    t0, 2f
+        wfi
+        csrsi   sstatus, 2
+        j       2b
+2:      csrsi   sstatus, 2
         rdtime  a1
         sub     a1, a1, s1              # ticks slept
         la      t0, ipi_seen
