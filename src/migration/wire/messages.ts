@@ -1,0 +1,170 @@
+import { PAGE_SIZE } from "../../host/host-memory.js";
+import { encodeFrame, sealFrame } from "./frame.js";
+import { FRAME_HEADER_BYTES, MAX_FRAME_PAYLOAD, MigrationProtocolError } from "./format.js";
+
+/**
+ * Payload layouts of the migration messages. Control messages are small
+ * JSON objects; pages, page requests and bitmaps are binary.
+ */
+
+export function encodeJson(type: number, value: unknown): Buffer {
+  return encodeFrame(type, Buffer.from(JSON.stringify(value), "utf8"));
+}
+
+export function decodeJson<T>(payload: Buffer, what: string): T {
+  try {
+    return JSON.parse(payload.toString("utf8")) as T;
+  } catch {
+    throw new MigrationProtocolError(`malformed ${what} message`);
+  }
+}
+
+/** In a PAGES index entry: the page is all zeros and carries no data. */
+export const PAGE_ZERO = 0x8000_0000;
+const PAGE_INDEX_MASK = 0x7fff_ffff;
+
+/** Pages per PAGES frame: 64 pages (256 KiB) amortise the per-frame costs. */
+export const PAGES_PER_BATCH = 64;
+
+/**
+ * Builds PAGES frames in place: page data is copied once, from guest
+ * memory into the buffer the socket will send. Layout of the payload:
+ * u32 count, the data of every non-zero page in order (4 KiB each), then
+ * `count` u32 entries: page index (from the start of guest RAM), with
+ * PAGE_ZERO for a zero page.
+ */
+export class PageBatchWriter {
+  private frame: Buffer;
+  private readonly indexes: Uint32Array;
+  count = 0;
+  private dataPages = 0;
+
+  constructor(readonly capacity = PAGES_PER_BATCH) {
+    this.indexes = new Uint32Array(capacity);
+    this.frame = this.allocate();
+  }
+
+  private allocate(): Buffer {
+    return Buffer.allocUnsafe(FRAME_HEADER_BYTES + 4 + this.capacity * (PAGE_SIZE + 4));
+  }
+
+  get full(): boolean {
+    return this.count === this.capacity;
+  }
+
+  /** Where the next data page goes: the caller copies 4 KiB there, then calls addPage. */
+  nextDataSlot(): Buffer {
+    const at = FRAME_HEADER_BYTES + 4 + this.dataPages * PAGE_SIZE;
+    return this.frame.subarray(at, at + PAGE_SIZE);
+  }
+
+  addPage(index: number): void {
+    this.indexes[this.count++] = index;
+    this.dataPages++;
+  }
+
+  addZeroPage(index: number): void {
+    this.indexes[this.count++] = (index | PAGE_ZERO) >>> 0;
+  }
+
+  /** The finished frame (of `type`); the writer starts a fresh buffer. */
+  take(type: number): Buffer {
+    const frame = this.frame;
+    const dataEnd = FRAME_HEADER_BYTES + 4 + this.dataPages * PAGE_SIZE;
+    frame.writeUInt32LE(this.count, FRAME_HEADER_BYTES);
+    for (let i = 0; i < this.count; i++) frame.writeUInt32LE(this.indexes[i], dataEnd + 4 * i);
+    const sealed = sealFrame(frame, type, dataEnd + 4 * this.count - FRAME_HEADER_BYTES);
+    this.frame = this.allocate();
+    this.count = 0;
+    this.dataPages = 0;
+    return sealed;
+  }
+}
+
+/**
+ * Visit the pages of a PAGES payload: `data` is the page's 4 KiB (a view of
+ * the payload), or null for a zero page. Malformed payloads are refused
+ * before any page is visited.
+ */
+export function forEachPage(
+  payload: Buffer,
+  visit: (index: number, data: Buffer | null) => void,
+): void {
+  if (payload.length < 4) throw new MigrationProtocolError("PAGES message too short");
+  const count = payload.readUInt32LE(0);
+  const indexAt = payload.length - 4 * count;
+  if (count > MAX_FRAME_PAYLOAD / 4 || indexAt < 4) {
+    throw new MigrationProtocolError(`PAGES message of ${payload.length} bytes for ${count} pages`);
+  }
+  let zero = 0;
+  for (let i = 0; i < count; i++) if (payload.readUInt32LE(indexAt + 4 * i) & PAGE_ZERO) zero++;
+  if (4 + (count - zero) * PAGE_SIZE !== indexAt) {
+    throw new MigrationProtocolError(
+      `PAGES message of ${payload.length} bytes does not hold ${count - zero} data pages`,
+    );
+  }
+  let data = 4;
+  for (let i = 0; i < count; i++) {
+    const entry = payload.readUInt32LE(indexAt + 4 * i);
+    if (entry & PAGE_ZERO) {
+      visit(entry & PAGE_INDEX_MASK, null);
+    } else {
+      visit(entry, payload.subarray(data, data + PAGE_SIZE));
+      data += PAGE_SIZE;
+    }
+  }
+}
+
+/** A list of page indexes (page requests): u32 count, then the indexes. */
+export function encodePageList(type: number, indexes: ArrayLike<number>, count: number): Buffer {
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + 4 + 4 * count);
+  frame.writeUInt32LE(count, FRAME_HEADER_BYTES);
+  for (let i = 0; i < count; i++) frame.writeUInt32LE(indexes[i], FRAME_HEADER_BYTES + 4 + 4 * i);
+  return sealFrame(frame, type, 4 + 4 * count);
+}
+
+export function decodePageList(payload: Buffer): Uint32Array {
+  if (payload.length < 4 || payload.length !== 4 + 4 * payload.readUInt32LE(0)) {
+    throw new MigrationProtocolError(`malformed page list of ${payload.length} bytes`);
+  }
+  const count = payload.readUInt32LE(0);
+  const out = new Uint32Array(count);
+  for (let i = 0; i < count; i++) out[i] = payload.readUInt32LE(4 + 4 * i);
+  return out;
+}
+
+/**
+ * Several binary sections in one message (a JSON header, a bitmap, device
+ * state): u32 count, then for each a u32 length and its bytes.
+ */
+export function encodeSections(type: number, sections: Uint8Array[]): Buffer {
+  const bytes = sections.reduce((sum, s) => sum + 4 + s.length, 4);
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + bytes);
+  let at = FRAME_HEADER_BYTES;
+  frame.writeUInt32LE(sections.length, at);
+  at += 4;
+  for (const s of sections) {
+    frame.writeUInt32LE(s.length, at);
+    frame.set(s, at + 4);
+    at += 4 + s.length;
+  }
+  return sealFrame(frame, type, bytes);
+}
+
+/** The sections of a message, copied out of the payload (which the decoder reuses). */
+export function decodeSections(payload: Buffer, what: string): Buffer[] {
+  const bad = () => new MigrationProtocolError(`malformed ${what} message`);
+  if (payload.length < 4) throw bad();
+  const count = payload.readUInt32LE(0);
+  const out: Buffer[] = [];
+  let at = 4;
+  for (let i = 0; i < count; i++) {
+    if (at + 4 > payload.length) throw bad();
+    const length = payload.readUInt32LE(at);
+    if (at + 4 + length > payload.length) throw bad();
+    out.push(Buffer.from(payload.subarray(at + 4, at + 4 + length)));
+    at += 4 + length;
+  }
+  if (at !== payload.length) throw bad();
+  return out;
+}

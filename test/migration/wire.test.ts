@@ -1,0 +1,185 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { PAGE_SIZE } from "../../src/host/host-memory.js";
+import {
+  configDifferences,
+  configProblems,
+  type MigrationConfig,
+} from "../../src/migration/config.js";
+import { encodeFrame } from "../../src/migration/wire/frame.js";
+import { FrameDecoder } from "../../src/migration/wire/frame-decoder.js";
+import {
+  FRAME_HEADER_BYTES,
+  HDR_LENGTH,
+  HDR_VERSION,
+  MAX_FRAME_PAYLOAD,
+  MigrationProtocolError,
+  MSG_PAGE_REQUEST,
+  MSG_PAGES,
+  MSG_SETUP,
+  MSG_SWITCHOVER,
+} from "../../src/migration/wire/format.js";
+import {
+  decodeJson,
+  decodePageList,
+  decodeSections,
+  encodeJson,
+  encodePageList,
+  encodeSections,
+  forEachPage,
+  PageBatchWriter,
+} from "../../src/migration/wire/messages.js";
+
+function decodeAll(bytes: Buffer, pieces: number[]): { type: number; payload: Buffer }[] {
+  const decoder = new FrameDecoder();
+  const frames: { type: number; payload: Buffer }[] = [];
+  let at = 0;
+  let i = 0;
+  while (at < bytes.length) {
+    const n = pieces[i++ % pieces.length];
+    decoder.push(bytes.subarray(at, at + n), (type, payload) =>
+      frames.push({ type, payload: Buffer.from(payload) }),
+    );
+    at += n;
+  }
+  decoder.end();
+  return frames;
+}
+
+function pageBatch(): Buffer {
+  const writer = new PageBatchWriter(4);
+  writer.nextDataSlot().fill(0xa1);
+  writer.addPage(7);
+  writer.addZeroPage(3);
+  writer.nextDataSlot().fill(0xb2);
+  writer.addPage(0x7fff_fffe);
+  return writer.take(MSG_PAGES);
+}
+
+function refuses(bytes: Buffer, pattern: RegExp, atEnd = false): void {
+  const decoder = new FrameDecoder("test stream");
+  assert.throws(
+    () => {
+      decoder.push(bytes, () => undefined);
+      if (atEnd) decoder.end();
+    },
+    (error: unknown) => {
+      assert.ok(error instanceof MigrationProtocolError, String(error));
+      assert.match(error.message, pattern);
+      return true;
+    },
+  );
+  // Nothing after a bad frame is trusted.
+  assert.throws(() => decoder.push(encodeFrame(MSG_SETUP), () => undefined), pattern);
+}
+
+describe("migration wire protocol", () => {
+  test("frames survive any split of the stream, byte by byte included", () => {
+    const stream = Buffer.concat([
+      encodeJson(MSG_SETUP, { memBytes: 123 }),
+      pageBatch(),
+      encodePageList(MSG_PAGE_REQUEST, [5, 9, 1], 3),
+      encodeFrame(MSG_SWITCHOVER),
+    ]);
+    for (const pieces of [[1], [3, 7], [FRAME_HEADER_BYTES], [stream.length], [4097, 13]]) {
+      const frames = decodeAll(stream, pieces);
+      assert.deepEqual(
+        frames.map((f) => f.type),
+        [MSG_SETUP, MSG_PAGES, MSG_PAGE_REQUEST, MSG_SWITCHOVER],
+        `pieces ${pieces.join(",")}`,
+      );
+      assert.deepEqual(decodeJson(frames[0].payload, "setup"), { memBytes: 123 });
+      const pages: [number, number | null][] = [];
+      forEachPage(frames[1].payload, (index, data) => {
+        if (data) assert.equal(data.length, PAGE_SIZE);
+        if (data) assert.ok(data.every((b) => b === data[0]));
+        pages.push([index, data ? data[0] : null]);
+      });
+      assert.deepEqual(pages, [
+        [7, 0xa1],
+        [3, null],
+        [0x7fff_fffe, 0xb2],
+      ]);
+      assert.deepEqual([...decodePageList(frames[2].payload)], [5, 9, 1]);
+      assert.equal(frames[3].payload.length, 0);
+    }
+  });
+
+  test("sections round-trip, and malformed payloads are refused", () => {
+    const frame = encodeSections(MSG_SWITCHOVER, [
+      Buffer.from("ab"),
+      new Uint8Array(0),
+      Buffer.alloc(9, 1),
+    ]);
+    const [f] = decodeAll(frame, [5]);
+    const sections = decodeSections(f.payload, "switchover");
+    assert.deepEqual(
+      sections.map((s) => [...s]),
+      [[0x61, 0x62], [], [1, 1, 1, 1, 1, 1, 1, 1, 1]],
+    );
+    assert.throws(
+      () => decodeSections(f.payload.subarray(0, 7), "switchover"),
+      /malformed switchover/,
+    );
+    assert.throws(
+      () => decodePageList(Buffer.from([2, 0, 0, 0, 1, 0, 0, 0])),
+      /malformed page list/,
+    );
+    const pages = decodeAll(pageBatch(), [9999])[0].payload;
+    assert.throws(() => forEachPage(pages.subarray(0, pages.length - 4), () => undefined), /PAGES/);
+  });
+
+  test("a corrupt payload, bad magic or unknown type is refused clearly", () => {
+    const good = encodeJson(MSG_SETUP, { x: 1 });
+    const flipped = Buffer.from(good);
+    flipped[FRAME_HEADER_BYTES + 2] ^= 0x40;
+    refuses(flipped, /corrupt: payload checksum mismatch/);
+    refuses(
+      Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+      /bad frame magic .*\(not a faultline migration stream/,
+    );
+    const unknown = Buffer.from(good);
+    unknown.writeUInt16LE(999, 6);
+    refuses(unknown, /unknown message type 999/);
+  });
+
+  test("a wrong version is named as such", () => {
+    const frame = Buffer.from(encodeFrame(MSG_SETUP));
+    frame.writeUInt16LE(7, HDR_VERSION);
+    refuses(frame, /peer speaks migration protocol version 7, this faultline speaks version 1/);
+  });
+
+  test("an oversized frame is refused from its header, before its payload arrives", () => {
+    const frame = Buffer.from(encodeFrame(MSG_PAGES));
+    frame.writeUInt32LE(MAX_FRAME_PAYLOAD + 1, HDR_LENGTH);
+    refuses(frame, /exceeds the \d+-byte limit/);
+  });
+
+  test("a stream that ends inside a frame is truncated", () => {
+    const stream = Buffer.concat([encodeFrame(MSG_SETUP), pageBatch()]);
+    refuses(
+      stream.subarray(0, stream.length - 100),
+      /truncated: it ended \d+ bytes into a frame/,
+      true,
+    );
+    refuses(stream.subarray(0, 5), /truncated/, true);
+  });
+
+  test("configuration differences and impossible configurations are listed", () => {
+    const a: MigrationConfig = {
+      memBytes: 16 << 20,
+      pageSize: 4096,
+      vcpus: 2,
+      backing: "guest_memfd",
+      faultMechanism: "userfault",
+      guest: "dirtier",
+    };
+    assert.deepEqual(configDifferences(a, { ...a }), []);
+    assert.deepEqual(configDifferences(a, { ...a, memBytes: 32 << 20, vcpus: 4 }), [
+      "memBytes: source 16777216, destination 33554432",
+      "vcpus: source 2, destination 4",
+    ]);
+    assert.deepEqual(configProblems(a), []);
+    assert.match(configProblems({ ...a, faultMechanism: "uffd" })[0], /needs traditional memory/);
+  });
+});
