@@ -1,0 +1,240 @@
+import { Worker } from "node:worker_threads";
+import { Host } from "../../host/host.js";
+import { PAGE_SIZE } from "../../host/host-memory.js";
+import type { BackingPageSize } from "../../host/page-cache.js";
+import { Kvm } from "../../kvm/kvm.js";
+import { MEM_GUEST_MEMFD } from "../../kvm/uapi.js";
+import type { Vm } from "../../kvm/vm.js";
+import { physicalEntry } from "../../riscv/elf/index.js";
+import { GuestRam, RAM_BASE, RAM_SLOT } from "../../vmm/guest-ram.js";
+import type { MigrationBacking, MigrationConfig } from "../config.js";
+import type { FaultRing } from "../fault-ring.js";
+import { RamPages } from "../ram-pages.js";
+import {
+  DIRTIER_DATA_OFFSET,
+  type DirtierParams,
+  dirtierImage,
+  dirtierParamsBytes,
+  fillInitialPattern,
+} from "./dirtier.js";
+import type { VcpuState, VcpuWorkerData, VcpuWorkerMessage } from "./vcpu-worker.js";
+import { VmControl } from "./vm-control.js";
+
+export interface MigratableVmSpec extends DirtierParams {
+  backing: MigrationBacking;
+  pageSize: BackingPageSize;
+}
+
+/** A vCPU as migration carries it: stopped at a ucall, or finished with its checksum. */
+export type SavedVcpu = { done: false; state: VcpuState } | { done: true; checksum: number };
+
+export const DIRTIER_GUEST = "dirtier-1";
+
+/**
+ * The VM a migration moves, in one process: host kernel, KVM, a VM with its
+ * RAM in one memslot, and one worker thread per vCPU running the dirtier
+ * workload. It pauses its vCPUs at an exit boundary (the next ucall) and
+ * hands over their registers, and starts from such state on the destination.
+ *
+ * This is migration's own small VMM until the VMM's Machine can pause,
+ * save and restore; it uses only the KVM UAPI and GuestRam.
+ */
+export class MigratableVm {
+  readonly host: Host;
+  readonly kvm: Kvm;
+  readonly vm: Vm;
+  readonly ram: GuestRam;
+  readonly pages: RamPages;
+  readonly control = VmControl.create();
+  private workers: Worker[] = [];
+  private vcpus: (SavedVcpu | null)[];
+  private waiters: (() => void)[] = [];
+  private failure: Error | null = null;
+  /** performance.now() when the vCPUs last started. */
+  startedAt = 0;
+
+  private constructor(readonly spec: MigratableVmSpec) {
+    const gib = 2 ** 30;
+    this.host = Host.create({ ramBytes: Math.ceil(spec.memBytes / gib) * gib * 2 + 2 * gib });
+    this.kvm = Kvm.open(this.host);
+    this.vm = this.kvm.createVm();
+    this.ram = GuestRam.create(this.host, this.vm, {
+      backing: spec.backing,
+      bytes: spec.memBytes,
+      pageSize: spec.pageSize,
+    });
+    this.pages = new RamPages(this.host, this.ram.share);
+    for (let id = 0; id < spec.vcpus; id++) this.vm.createVcpuRecord(id);
+    this.vcpus = new Array<SavedVcpu | null>(spec.vcpus).fill(null);
+  }
+
+  /** A VM with the workload loaded and its data pages filled, not yet running. */
+  static boot(spec: MigratableVmSpec): { vm: MigratableVm; start: SavedVcpu[] } {
+    const machine = new MigratableVm(spec);
+    const image = dirtierImage();
+    for (const segment of image.segments) {
+      const bytes = new Uint8Array(segment.memSize);
+      bytes.set(segment.data);
+      machine.ram.write(segment.physAddr, bytes);
+    }
+    machine.ram.write(Number(image.symbols.get("params")), dirtierParamsBytes(spec));
+    const chunk = Buffer.alloc(256 * PAGE_SIZE);
+    const first = DIRTIER_DATA_OFFSET / PAGE_SIZE;
+    for (let page = first; page < machine.pages.pages; page += 256) {
+      const n = Math.min(256, machine.pages.pages - page);
+      fillInitialPattern(chunk.subarray(0, n * PAGE_SIZE), page);
+      for (let i = 0; i < n; i++) machine.pages.install(page + i, chunk, i * PAGE_SIZE);
+    }
+    const entry = physicalEntry(image);
+    const start: SavedVcpu[] = [];
+    for (let id = 0; id < spec.vcpus; id++) {
+      const regs = new Array<bigint>(32).fill(0n);
+      regs[10] = BigInt(id);
+      start.push({ done: false, state: { pc: entry, regs } });
+    }
+    return { vm: machine, start };
+  }
+
+  /** An empty VM of the same shape, for the destination: memory and state come by migration. */
+  static incoming(spec: MigratableVmSpec): MigratableVm {
+    return new MigratableVm(spec);
+  }
+
+  config(faultMechanism: MigrationConfig["faultMechanism"]): MigrationConfig {
+    return {
+      memBytes: this.spec.memBytes,
+      pageSize: this.spec.pageSize,
+      vcpus: this.spec.vcpus,
+      backing: this.spec.backing,
+      faultMechanism,
+      guest: DIRTIER_GUEST,
+    };
+  }
+
+  get memslot(): { slot: number; flags: number; userspaceAddr: number } {
+    const flags = this.spec.backing === "guest_memfd" ? MEM_GUEST_MEMFD : 0;
+    return { slot: RAM_SLOT, flags, userspaceAddr: this.ram.share.hva };
+  }
+
+  get ramBase(): number {
+    return RAM_BASE;
+  }
+
+  /** Start (or restart) the vCPUs from saved state; finished vCPUs stay finished. */
+  start(saved: SavedVcpu[], ring: FaultRing | null = null): void {
+    this.startedAt = performance.now();
+    saved.forEach((vcpu, id) => {
+      this.vcpus[id] = vcpu.done ? vcpu : null;
+      if (vcpu.done) return;
+      const data: VcpuWorkerData = {
+        migrationVcpu: true,
+        host: this.host.share(),
+        kvm: this.kvm.offset,
+        vm: this.vm.offset,
+        id,
+        control: this.control.buffer,
+        faultRing: ring ? ring.layout : null,
+        start: vcpu.state,
+      };
+      const worker = new Worker(new URL("./vcpu-worker.js", import.meta.url), { workerData: data });
+      worker.on("message", (message: VcpuWorkerMessage) => this.onMessage(message));
+      worker.on("error", (error) => this.fail(error));
+      this.workers[id] = worker;
+    });
+  }
+
+  private onMessage(message: VcpuWorkerMessage): void {
+    if (message.type === "error") {
+      this.fail(new Error(message.message));
+      return;
+    }
+    this.vcpus[message.id] =
+      message.type === "done"
+        ? { done: true, checksum: message.checksum }
+        : { done: false, state: message.state };
+    this.wake();
+  }
+
+  private fail(error: Error): void {
+    this.failure ??= error;
+    this.wake();
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+
+  private async until(done: () => boolean): Promise<void> {
+    while (!done()) {
+      if (this.failure) throw this.failure;
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+    if (this.failure) throw this.failure;
+  }
+
+  /** Park every vCPU at its next ucall; resolves with their state. */
+  async pause(): Promise<SavedVcpu[]> {
+    this.vcpus = this.vcpus.map((v) => (v?.done ? v : null));
+    this.control.requestPause();
+    await this.until(() => this.vcpus.every((v) => v !== null));
+    return this.vcpus as SavedVcpu[];
+  }
+
+  /** Let paused vCPUs run on (a migration that failed before switchover). */
+  resume(): void {
+    this.control.resume();
+  }
+
+  /** Resolves with every vCPU's checksum once all have finished. */
+  async finished(): Promise<number[]> {
+    await this.until(() => this.vcpus.every((v) => v?.done === true));
+    return this.vcpus.map((v) => (v?.done === true ? v.checksum : 0));
+  }
+
+  /** The workload's iterations so far, summed over vCPUs. */
+  progress(): number {
+    let n = 0;
+    for (let id = 0; id < this.spec.vcpus; id++) n += this.control.iterations(id);
+    return n;
+  }
+
+  /** The longest gap between two iterations any vCPU saw since it last started. */
+  maxStallMs(): number {
+    let max = 0;
+    for (let id = 0; id < this.spec.vcpus; id++) max = Math.max(max, this.control.maxStallMs(id));
+    return max;
+  }
+
+  async close(): Promise<void> {
+    this.control.leave();
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.workers = [];
+  }
+}
+
+/** vCPU state as the SWITCHOVER message carries it. */
+export function encodeVcpuStates(saved: SavedVcpu[]): Buffer {
+  return Buffer.from(
+    JSON.stringify(
+      saved.map((v) =>
+        v.done ? v : { done: false, pc: v.state.pc, regs: v.state.regs.map((r) => r.toString()) },
+      ),
+    ),
+  );
+}
+
+export function decodeVcpuStates(bytes: Buffer, vcpus: number): SavedVcpu[] {
+  const raw = JSON.parse(bytes.toString()) as (
+    { done: true; checksum: number } | { done: false; pc: number; regs: string[] }
+  )[];
+  if (!Array.isArray(raw) || raw.length !== vcpus) {
+    throw new Error(
+      `vCPU state for ${Array.isArray(raw) ? raw.length : "?"} vCPUs, expected ${vcpus}`,
+    );
+  }
+  return raw.map((v) =>
+    v.done ? v : { done: false, state: { pc: v.pc, regs: v.regs.map((r) => BigInt(r)) } },
+  );
+}

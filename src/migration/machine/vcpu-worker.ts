@@ -1,0 +1,102 @@
+/**
+ * A vCPU thread of a migratable VM: KVM_RUN in a loop for one vCPU of the
+ * dirtier workload. At each sync ucall it records the guest's progress and,
+ * when the VM is being paused, parks there and hands its registers to the
+ * main thread (the vCPU state a migration carries). On the destination, a
+ * MEMORY_FAULT exit on a page not yet received waits in the fault ring
+ * until the page is in, then runs the vCPU again.
+ */
+import { isMainThread, parentPort, workerData } from "node:worker_threads";
+import { ErrnoError } from "../../host/errno.js";
+import { Host, type HostShare } from "../../host/host.js";
+import { PAGE_SIZE } from "../../host/host-memory.js";
+import { Kvm } from "../../kvm/kvm.js";
+import { EXIT_MEMORY_FAULT, EXIT_RISCV_SBI, MEMORY_EXIT_FLAG_USERFAULT } from "../../kvm/uapi.js";
+import { RAM_BASE } from "../../vmm/guest-ram.js";
+import { UCALL_DONE, UCALL_EID, UCALL_SYNC } from "../../vmm/ucall.js";
+import { FaultRing, type FaultRingLayout } from "../fault-ring.js";
+import { VmControl } from "./vm-control.js";
+
+export interface VcpuState {
+  pc: number;
+  /** x0..x31. */
+  regs: bigint[];
+}
+
+export interface VcpuWorkerData {
+  migrationVcpu: true;
+  host: HostShare;
+  kvm: number;
+  vm: number;
+  id: number;
+  control: SharedArrayBuffer;
+  faultRing: FaultRingLayout | null;
+  start: VcpuState;
+}
+
+export type VcpuWorkerMessage =
+  | { type: "parked"; id: number; state: VcpuState }
+  | { type: "done"; id: number; checksum: number }
+  | { type: "error"; id: number; message: string };
+
+function main(data: VcpuWorkerData, port: NonNullable<typeof parentPort>): void {
+  const post = (message: VcpuWorkerMessage) => port.postMessage(message);
+  const host = Host.attach(data.host);
+  const kvm = Kvm.attach(host, data.kvm);
+  const vm = kvm.attachVm(data.vm);
+  const vcpu = kvm.attachVcpu(vm, data.id);
+  const control = new VmControl(data.control);
+  const ring = data.faultRing ? new FaultRing(data.faultRing) : null;
+  const hart = vcpu.hart;
+  const run = vcpu.run;
+  const id = data.id;
+  hart.pc = data.start.pc;
+  for (let r = 1; r < 32; r++) hart.setRegister(r, data.start.regs[r]);
+  control.progressStarted(id);
+  for (;;) {
+    try {
+      vcpu.runGuest();
+    } catch (error) {
+      if (
+        ring !== null &&
+        run.exitReason === EXIT_MEMORY_FAULT &&
+        vcpu.isMemoryFault(error) &&
+        (run.memoryFault.flags & MEMORY_EXIT_FLAG_USERFAULT) !== 0
+      ) {
+        ring.waitForPage(id, (run.memoryFault.gpa - RAM_BASE) / PAGE_SIZE);
+        continue;
+      }
+      const message =
+        error instanceof ErrnoError || error instanceof Error ? error.message : String(error);
+      post({ type: "error", id, message: `vCPU ${id}: ${message}` });
+      return;
+    }
+    const sbi = run.riscvSbi;
+    if (run.exitReason !== EXIT_RISCV_SBI || sbi.extensionId !== UCALL_EID) {
+      post({ type: "error", id, message: `vCPU ${id}: unexpected exit ${run.exitReason}` });
+      return;
+    }
+    sbi.ret[0] = 0n;
+    if (sbi.functionId === UCALL_DONE) {
+      post({ type: "done", id, checksum: Number(sbi.args[0] & 0xffff_ffffn) });
+      return;
+    }
+    if (sbi.functionId !== UCALL_SYNC) {
+      post({ type: "error", id, message: `vCPU ${id}: ucall ${sbi.functionId}` });
+      return;
+    }
+    control.progress(id, Number(sbi.args[0]));
+    if (control.pauseRequested) {
+      const regs: bigint[] = [0n];
+      for (let r = 1; r < 32; r++) regs.push(hart.getRegister(r));
+      post({ type: "parked", id, state: { pc: hart.pc, regs } });
+      if (!control.park()) return;
+      control.progressStarted(id);
+    }
+  }
+}
+
+const setup = workerData as Partial<VcpuWorkerData> | null;
+if (!isMainThread && parentPort && setup?.migrationVcpu === true) {
+  main(setup as VcpuWorkerData, parentPort);
+}

@@ -1,0 +1,61 @@
+import { FAULT_WRITE } from "../host/address-space.js";
+import type { Host } from "../host/host.js";
+import { HostMemory, PAGE_SIZE } from "../host/host-memory.js";
+import type { PageCache } from "../host/page-cache.js";
+import type { GuestRamShare } from "../vmm/guest-ram.js";
+
+/**
+ * Guest RAM page by page, as migration moves it: read a page into an
+ * outgoing batch and install a received one, with one copy each way and no
+ * allocation per page. A guest_memfd or shmem RAM is reached through its
+ * file's page cache (as QEMU reads RAMBlocks through its mapping); anonymous
+ * RAM through the VMM's mapping. Page i is the i-th 4 KiB page of RAM.
+ */
+export class RamPages {
+  readonly pages: number;
+  private readonly cache: PageCache | null;
+  private readonly chunks: Buffer[];
+
+  constructor(
+    private readonly host: Host,
+    private readonly share: GuestRamShare,
+  ) {
+    this.pages = share.config.bytes / PAGE_SIZE;
+    this.cache = share.fd >= 0 ? host.pageCacheOf(share.fd) : null;
+    // Buffers over the frame chunks: Buffer.copy between them allocates nothing.
+    this.chunks = host.memory.chunks.map((c) => Buffer.from(c));
+  }
+
+  /** The host frame holding page `index`, 0 when the page was never touched (reads as zeros). */
+  pfn(index: number): number {
+    if (this.cache) return this.cache.lookup(index);
+    return this.host.lookupPfn(this.share.hva + index * PAGE_SIZE);
+  }
+
+  /** Copy page `index` to `out` at `at`; false (nothing copied) for a page never touched. */
+  copyOut(index: number, out: Buffer, at = 0): boolean {
+    const pfn = this.pfn(index);
+    if (pfn === 0) return false;
+    const from = HostMemory.offsetOf(pfn);
+    this.chunks[HostMemory.chunkOf(pfn)].copy(out, at, from, from + PAGE_SIZE);
+    return true;
+  }
+
+  /** Write page `index` from `data` (4 KiB at `at`), allocating it if needed. */
+  install(index: number, data: Buffer, at = 0): void {
+    if (this.cache) {
+      this.cache.install(index, data, at);
+      return;
+    }
+    const pfn = this.host.faultIn(this.share.hva + index * PAGE_SIZE, FAULT_WRITE);
+    data.copy(this.chunks[HostMemory.chunkOf(pfn)], HostMemory.offsetOf(pfn), at, at + PAGE_SIZE);
+  }
+
+  /** Make page `index` read as zeros (a page never touched already does). */
+  zero(index: number): void {
+    const pfn = this.pfn(index);
+    if (pfn === 0) return;
+    const from = HostMemory.offsetOf(pfn);
+    this.chunks[HostMemory.chunkOf(pfn)].fill(0, from, from + PAGE_SIZE);
+  }
+}
