@@ -6,9 +6,10 @@ import { SYSTEM_EVENT_CRASH, SYSTEM_EVENT_RESET, SYSTEM_EVENT_SHUTDOWN } from ".
 import { HSM_STARTED, HSM_STOPPED, V_HSM_STATE } from "../kvm/vcpu-shared.js";
 import type { Vm } from "../kvm/vm.js";
 import type { ProgramImage } from "../riscv/elf/image.js";
+import { buildPlatformDeviceTree, placeDeviceTree } from "./fdt/platform.js";
 import { GuestRam, RAM_BASE, type RamBacking } from "./guest-ram.js";
 import type { UcallType } from "./ucall.js";
-import { createUartState } from "./uart16550.js";
+import { createUartState, UART_BASE } from "./uart16550.js";
 import type { VcpuStop } from "./vcpu-loop.js";
 import type { VcpuThreadData, VcpuThreadMessage } from "./vcpu-thread.js";
 
@@ -50,6 +51,8 @@ export class Machine {
   readonly vm: Vm;
   readonly ram: GuestRam;
   private readonly uartState = createUartState();
+  /** Guest-physical ranges the loaded program occupies, [start, end). */
+  private readonly loaded: [number, number][] = [];
 
   constructor(readonly config: MachineConfig) {
     if (!Number.isInteger(config.vcpus) || config.vcpus < 1 || config.vcpus > 256) {
@@ -80,7 +83,33 @@ export class Machine {
       const bytes = new Uint8Array(segment.memSize);
       bytes.set(segment.data);
       this.ram.write(segment.physAddr, bytes);
+      this.loaded.push([segment.physAddr, segment.physAddr + segment.memSize]);
     }
+  }
+
+  /**
+   * Write the platform's device tree (RAM, harts, UART) as high in RAM as it
+   * fits, where QEMU's virt machine also puts it, and return its address
+   * for a1. Call after `load`: a program that reaches up there is refused.
+   */
+  loadDeviceTree(): number {
+    const ram = { base: RAM_BASE, size: this.ram.bytes };
+    const dtb = buildPlatformDeviceTree({
+      memory: [ram],
+      harts: this.config.vcpus,
+      uart: { base: UART_BASE },
+    });
+    const at = placeDeviceTree(dtb.length, ram);
+    for (const [start, end] of this.loaded) {
+      if (start < at + dtb.length && at < end) {
+        throw new RangeError(
+          `the program (0x${start.toString(16)}-0x${end.toString(16)}) leaves no room for ` +
+            `the ${dtb.length}-byte device tree at the top of RAM: give the guest more --mem`,
+        );
+      }
+    }
+    this.ram.write(at, dtb);
+    return at;
   }
 
   /** Boot at `entry` (a0 = hart id, a1 = device tree) and run until the guest stops. */

@@ -47,7 +47,7 @@ export function registerRunCommand(program: Command): void {
         startAllHarts: options.allHarts,
       });
       machine.load(image);
-      const result = await machine.run(entry, 0, {
+      const result = await machine.run(entry, machine.loadDeviceTree(), {
         console: (text) => process.stdout.write(text),
         warning: (text) => process.stderr.write(`faultline: ${text}\n`),
       });
