@@ -44,11 +44,19 @@ export class MemoryFaultExit {
   size = 0;
 }
 
+/** Why the hypervisor could not go on with the guest (kvm_run.internal). */
+export class InternalErrorExit {
+  /** INTERNAL_ERROR_* */
+  suberror = 0;
+  /** What failed, for the VMM to report (KVM gives raw data words instead). */
+  message = "";
+}
+
 export class RunState {
   exitReason = 0;
   readonly mmio = new MmioExit();
   readonly riscvSbi = new SbiExit();
   readonly systemEvent = new SystemEventExit();
   readonly memoryFault = new MemoryFaultExit();
-  internalError = "";
+  readonly internal = new InternalErrorExit();
 }

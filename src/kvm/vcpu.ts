@@ -19,10 +19,12 @@ import { Memslot } from "./memslots.js";
 import { RunState } from "./run-state.js";
 import { Stage2Mmu } from "./stage2-mmu.js";
 import {
+  EXIT_INTERNAL_ERROR,
   EXIT_MEMORY_FAULT,
   EXIT_MMIO,
   EXIT_RISCV_SBI,
   EXIT_SYSTEM_EVENT,
+  INTERNAL_ERROR_EMULATION,
   MEMORY_EXIT_FLAG_EXEC,
   MEMORY_EXIT_FLAG_PRIVATE,
   MEMORY_EXIT_FLAG_USERFAULT,
@@ -103,9 +105,25 @@ export class Vcpu {
   /**
    * KVM_RUN: run the guest until an exit the VMM must handle; the exit is
    * described in `this.run`. A MEMORY_FAULT exit throws EFAULT (as the ioctl
-   * returns -EFAULT) with run.exitReason = EXIT_MEMORY_FAULT.
+   * returns -EFAULT) with run.exitReason = EXIT_MEMORY_FAULT. When emulating
+   * what the guest did fails inside the hypervisor (an in-kernel device, the
+   * SBI or fault path), run() returns EXIT_INTERNAL_ERROR instead of letting
+   * the failure escape as if KVM_RUN had crashed.
    */
   runGuest(): void {
+    try {
+      this.runUntilExit();
+    } catch (error) {
+      if (error instanceof ErrnoError) throw error;
+      this.shared.exitGuestMode();
+      this.leaveRun();
+      this.run.exitReason = EXIT_INTERNAL_ERROR;
+      this.run.internal.suberror = INTERNAL_ERROR_EMULATION;
+      this.run.internal.message = error instanceof Error ? error.message : String(error);
+    }
+  }
+
+  private runUntilExit(): void {
     this.completePendingExit();
     const hart = this.hart;
     // Being scheduled in: the steal-time record is updated before guest code runs.

@@ -4,7 +4,13 @@ import {
   EXT_LEGACY_CONSOLE_GETCHAR,
   EXT_LEGACY_CONSOLE_PUTCHAR,
 } from "../kvm/sbi/constants.js";
-import { EXIT_MEMORY_FAULT, EXIT_MMIO, EXIT_RISCV_SBI, EXIT_SYSTEM_EVENT } from "../kvm/uapi.js";
+import {
+  EXIT_INTERNAL_ERROR,
+  EXIT_MEMORY_FAULT,
+  EXIT_MMIO,
+  EXIT_RISCV_SBI,
+  EXIT_SYSTEM_EVENT,
+} from "../kvm/uapi.js";
 import type { Vcpu } from "../kvm/vcpu.js";
 import type { GuestRam } from "./guest-ram.js";
 import { ucallTypeName, UCALL_EID, type UcallType } from "./ucall.js";
@@ -82,6 +88,11 @@ export function runVcpuLoop(
       }
       case EXIT_SYSTEM_EVENT:
         return { kind: "system-event", type: run.systemEvent.type, reason: run.systemEvent.reason };
+      case EXIT_INTERNAL_ERROR:
+        return {
+          kind: "error",
+          message: `KVM internal error (suberror ${run.internal.suberror}): ${run.internal.message}`,
+        };
       default:
         return { kind: "error", message: `unexpected exit reason ${run.exitReason}` };
     }
