@@ -1,6 +1,7 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { runCpuBenchmark } from "../../bench/cpu.js";
 import { runInt64RepresentationBenchmark } from "../../bench/int64-representation.js";
+import { registerDemandPagingCommand } from "./bench-demand-paging.js";
 
 function positiveInteger(value: string): number {
   const n = Number(value);
@@ -52,4 +53,6 @@ export function registerBenchCommands(program: Command): void {
         );
       }
     });
+
+  registerDemandPagingCommand(bench);
 }
