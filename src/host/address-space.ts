@@ -129,6 +129,14 @@ export interface MappingInfo {
   residentFrames: number;
 }
 
+/** A mapping with its userfaultfd registration (mode 0: none; [uffdStart, uffdEnd) in bytes). */
+export interface UserfaultMappingInfo extends MappingInfo {
+  uffdMode: number;
+  uffdContext: number;
+  uffdStart: number;
+  uffdEnd: number;
+}
+
 /**
  * The userfaultfd hook. A fault that finds no page (or, for MINOR, a page in
  * the page cache not yet mapped here; for WP, a write to a write-protected
@@ -152,9 +160,16 @@ export type UserfaultHandler = (
 
 let userfaultHandler: UserfaultHandler | null = null;
 
-/** Install the userfaultfd hook (on every thread that may take faults: it is a JS function). */
-export function setUserfaultHandler(handler: UserfaultHandler | null): void {
+/**
+ * Install the userfaultfd hook on this thread and return the one it replaces.
+ * Loading the userfaultfd module (as loading host.js does) installs the real
+ * one on every thread that may take faults (it is a JS function); tests that
+ * put their own in must put the previous one back, not null.
+ */
+export function setUserfaultHandler(handler: UserfaultHandler | null): UserfaultHandler | null {
+  const previous = userfaultHandler;
   userfaultHandler = handler;
+  return previous;
 }
 
 /** Called on the thread that unmaps host pages, before their frames are freed: the MMU notifier. */
@@ -831,6 +846,113 @@ export class AddressSpace {
     i32[s + M_UFFD_END] = (offset + length) / PAGE_SIZE;
     i32[s + M_UFFD_CONTEXT] = mode === 0 ? 0 : context;
     Atomics.store(i32, s + M_UFFD_MODE, mode);
+  }
+
+  /**
+   * The live mappings overlapping [start, end), lowest first, with their
+   * userfaultfd registrations: the walk UFFDIO_REGISTER, UNREGISTER and
+   * WRITEPROTECT make over the VMAs of a range.
+   */
+  mappingsIn(start: number, end: number): UserfaultMappingInfo[] {
+    const i32 = this.i32;
+    const found: UserfaultMappingInfo[] = [];
+    const high = Atomics.load(i32, this.base + A_HIGH);
+    for (let k = 0; k < high; k++) {
+      const s = this.slots + k * SLOT_WORDS;
+      const gen = Atomics.load(i32, s + M_GEN);
+      if ((gen & 1) === 0) continue;
+      const mStart = this.f64[(s >> 1) + 8];
+      const length = this.f64[(s >> 1) + 9];
+      if (!(mStart < end && start < mStart + length)) continue;
+      const info: UserfaultMappingInfo = {
+        start: mStart,
+        length,
+        prot: i32[s + M_PROT],
+        flags: i32[s + M_FLAGS],
+        pageSize: 2 ** i32[s + M_SHIFT],
+        shared: i32[s + M_KIND] === KIND_FILE,
+        fileOffset: i32[s + M_PGOFF] * PAGE_SIZE,
+        residentFrames: Atomics.load(i32, s + M_MAPPED),
+        uffdMode: Atomics.load(i32, s + M_UFFD_MODE),
+        uffdContext: i32[s + M_UFFD_CONTEXT],
+        uffdStart: mStart + i32[s + M_UFFD_FIRST] * PAGE_SIZE,
+        uffdEnd: mStart + i32[s + M_UFFD_END] * PAGE_SIZE,
+      };
+      if (Atomics.load(i32, s + M_GEN) === gen) found.push(info);
+    }
+    return found.sort((a, b) => a.start - b.start);
+  }
+
+  /** Unregister every range registered for userfaultfd `context` (its file is being released). */
+  clearUserfaultContext(context: number): void {
+    const i32 = this.i32;
+    const high = Atomics.load(i32, this.base + A_HIGH);
+    for (let k = 0; k < high; k++) {
+      const s = this.slots + k * SLOT_WORDS;
+      if ((Atomics.load(i32, s + M_GEN) & 1) === 0 || i32[s + M_UFFD_CONTEXT] !== context) continue;
+      Atomics.store(i32, s + M_UFFD_MODE, 0);
+      i32[s + M_UFFD_CONTEXT] = 0;
+    }
+  }
+
+  /**
+   * Whether a fault handed to the userfault handler must still sleep, checked
+   * after it has queued its message (userfaultfd_must_wait): the mapping is
+   * live, the range still registered for `reason`, and the page still absent
+   * (or, for WP, still write-protected). A resolver installs the page before
+   * it wakes the range, so a fault that sees the page here never sleeps, and
+   * one that does not is already queued where the wake-up will find it.
+   */
+  userfaultMustWait(slot: number, gen: number, hva: number, reason: number): boolean {
+    if (!this.enter(slot, gen)) return false;
+    try {
+      const i32 = this.i32;
+      const start = this.f64[(slot >> 1) + 8];
+      const page = ((hva - start) / PAGE_SIZE) | 0;
+      if (!this.userfaultCovers(slot, page, reason)) return false;
+      const entry = page >>> (i32[slot + M_SHIFT] - PAGE_SHIFT);
+      const pte = Atomics.load(i32, pfnTableEntries(i32[slot + M_TABLE]) + entry);
+      return reason === UFFD_WP ? (pte & PTE_UFFD_WP) !== 0 : pte === 0;
+    } finally {
+      this.leave(slot, gen);
+    }
+  }
+
+  /**
+   * Set or clear the userfaultfd write-protect marker on the present pages
+   * of [hva, hva + length) inside one mapping (UFFDIO_WRITEPROTECT; absent
+   * pages are left alone). Protecting tells the invalidate listeners, so the
+   * hypervisor drops its writable stage-2 mappings of those pages.
+   */
+  writeProtectRange(hva: number, length: number, protect: boolean): void {
+    const s = this.find(hva);
+    if (s < 0) fail("ENOENT", `${hex(hva)} is not mapped`);
+    const gen = this.cGen;
+    const start = this.cStart;
+    if (hva + length > this.cEnd) fail("ENOENT", "range runs past the mapping");
+    if (!this.enter(s, gen)) fail("ENOENT", `${hex(hva)} is not mapped`);
+    try {
+      const i32 = this.i32;
+      const shift = i32[s + M_SHIFT] - PAGE_SHIFT;
+      const entries = pfnTableEntries(i32[s + M_TABLE]);
+      const first = ((hva - start) / PAGE_SIZE) >>> shift;
+      const end = Math.ceil((hva + length - start) / PAGE_SIZE / (1 << shift));
+      let changed = false;
+      for (let e = first; e < end; e++) {
+        for (;;) {
+          const pte = Atomics.load(i32, entries + e);
+          if (pte === 0) break;
+          const next = protect ? pte | PTE_UFFD_WP : pte & PTE_PFN_MASK;
+          if (next === pte || Atomics.compareExchange(i32, entries + e, pte, next) === pte) {
+            changed ||= next !== pte;
+            break;
+          }
+        }
+      }
+      if (changed && protect) this.notifyInvalidate(hva, hva + length);
+    } finally {
+      this.leave(s, gen);
+    }
   }
 
   /** The userfaultfd context registered on the mapping in `slot` (0 when none). */

@@ -6,10 +6,11 @@ import { FileTable, OBJ_PAGE_CACHE, putFile } from "./files.js";
 import { HostMemory, type HostMemoryShare } from "./host-memory.js";
 import { type MemfdOptions, Memfds } from "./memfd.js";
 import { PageCache, type PageCacheOwner } from "./page-cache.js";
+import { Userfaultfds } from "./userfaultfd.js";
 
 /**
  * One process's host kernel: its memory (HostMemory), file table, address
- * space, eventfds and memfds. The VMM and the hypervisor stand on it.
+ * space, eventfds, memfds and userfaultfds. The VMM and the hypervisor stand on it.
  *
  * All of its state lives in host memory (frames and arena), so the Host the
  * main thread creates and the Hosts that worker threads attach with
@@ -40,6 +41,7 @@ const R_MAGIC = 0;
 const R_HEAP = 1;
 const R_FILES = 2;
 const R_MM = 3;
+const R_UFFD = 4;
 const ROOT_MAGIC = 0x466c486f; // "FlHo"
 
 /** Called when pages of a page cache are about to be freed: the hypervisor zaps them too. */
@@ -52,6 +54,7 @@ export class Host implements PageCacheOwner {
   readonly mm: AddressSpace;
   readonly eventfds: EventFds;
   readonly memfds: Memfds;
+  readonly userfaultfds: Userfaultfds;
   private readonly caches = new Map<number, PageCache>();
   private readonly cacheListeners: PageCacheInvalidateListener[] = [];
 
@@ -68,6 +71,7 @@ export class Host implements PageCacheOwner {
     this.mm = new AddressSpace(this, i32[w + R_MM]);
     this.eventfds = new EventFds(this);
     this.memfds = new Memfds(this);
+    this.userfaultfds = new Userfaultfds(this, i32[w + R_UFFD]);
   }
 
   static create(options: HostOptions = {}): Host {
@@ -81,6 +85,7 @@ export class Host implements PageCacheOwner {
     i32[w + R_HEAP] = ArenaHeap.allocate(memory);
     i32[w + R_FILES] = FileTable.allocate(memory, options.maxFiles);
     i32[w + R_MM] = AddressSpace.allocate(memory, options.maxMappings);
+    i32[w + R_UFFD] = Userfaultfds.allocate(memory);
     Atomics.store(i32, w + R_MAGIC, ROOT_MAGIC);
     return new Host(memory, root);
   }
@@ -142,6 +147,11 @@ export class Host implements PageCacheOwner {
 
   memfdCreate(name: string, size: number, options: MemfdOptions = {}): number {
     return this.memfds.create(name, size, options);
+  }
+
+  /** userfaultfd(2); the ioctls and read() are on `userfaultfds`. */
+  userfaultfd(flags = 0): number {
+    return this.userfaultfds.create(flags);
   }
 
   mmap(options: MmapOptions): number {

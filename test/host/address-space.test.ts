@@ -422,10 +422,20 @@ describe("address space: the userfaultfd hook", () => {
     assert.equal(host.mm.tryFaultIn(hva + 4096, FAULT_ATOMIC), FAULT_EAGAIN);
     throwsErrno(() => host.faultIn(hva + 4096, FAULT_ATOMIC | FAULT_WRITE), "EAGAIN");
     assert.equal(host.lookupPfn(hva + 4096), 0, "nothing was populated");
-    assert.throws(() => host.faultIn(hva + 4096, 0), /no userfault handler/);
+    // The real handler (installed when host.js loaded userfaultfd.js) refuses a
+    // context that is not a userfaultfd instead of queueing on it.
+    assert.throws(() => host.faultIn(hva + 4096, 0), /not a userfaultfd/);
+    const real = setUserfaultHandler(null);
+    assert.ok(real !== null, "loading the host installs the userfaultfd handler");
+    try {
+      assert.throws(() => host.faultIn(hva + 4096, 0), /no userfault handler/);
+    } finally {
+      setUserfaultHandler(real);
+    }
+    assert.equal(host.lookupPfn(hva + 4096), 0, "still nothing populated");
 
     const calls: Array<[number, number, number]> = [];
-    setUserfaultHandler((space, slot, gen, address, reason, flags) => {
+    const previous = setUserfaultHandler((space, slot, gen, address, reason, flags) => {
       assert.ok(space.isLive(slot, gen));
       assert.equal(space.userfaultContext(slot), 1234);
       calls.push([address, reason, flags]);
@@ -442,7 +452,7 @@ describe("address space: the userfaultfd hook", () => {
       assert.ok(host.faultIn(hva + 2 * 4096, 0) > 0);
       assert.equal(calls.length, 1, "unregistered: populated as usual");
     } finally {
-      setUserfaultHandler(null);
+      setUserfaultHandler(previous);
     }
   });
 
@@ -453,7 +463,7 @@ describe("address space: the userfaultfd hook", () => {
     host.memfds.pwrite(fd, new Uint8Array(4096).fill(0x42), 4096); // page 1 is in the cache
     host.mm.setUserfaultRange(hva, 4 * 4096, UFFD_MISSING | UFFD_MINOR, 1);
     const reasons: number[] = [];
-    setUserfaultHandler((space, _slot, _gen, address, reason) => {
+    const previous = setUserfaultHandler((space, _slot, _gen, address, reason) => {
       reasons.push(reason);
       const page = address - (address % 4096);
       space.mfill(page, reason === UFFD_MINOR ? MFILL_CONTINUE : MFILL_ZEROPAGE);
@@ -466,7 +476,7 @@ describe("address space: the userfaultfd hook", () => {
       assert.equal(host.memfds.pageCache(fd).framesPresent, 2);
       assert.equal(host.mm.tryFaultIn(hva + 2 * 4096, FAULT_ATOMIC), FAULT_EAGAIN);
     } finally {
-      setUserfaultHandler(null);
+      setUserfaultHandler(previous);
     }
     throwsErrno(() => host.mm.setUserfaultRange(anon(host, 4096), 4096, UFFD_MINOR, 1), "EINVAL");
   });
@@ -475,17 +485,17 @@ describe("address space: the userfaultfd hook", () => {
     const host = smallHost();
     const hva = anon(host, 4 * 4096);
     host.mm.setUserfaultRange(hva, 4 * 4096, UFFD_MISSING | UFFD_WP, 1);
-    setUserfaultHandler(() => FAULT_EFAULT);
+    const previous = setUserfaultHandler(() => FAULT_EFAULT);
     try {
       throwsErrno(() => host.faultIn(hva, 0), "EFAULT");
     } finally {
-      setUserfaultHandler(null);
+      setUserfaultHandler(previous);
     }
     const pfn = host.mm.mfill(hva, MFILL_COPY | MFILL_WP, new Uint8Array(4096).fill(1));
     assert.equal(host.faultIn(hva, 0), pfn, "reads of a write-protected page go ahead");
     assert.equal(host.mm.tryFaultIn(hva, FAULT_WRITE | FAULT_ATOMIC), FAULT_EAGAIN);
     const reasons: number[] = [];
-    setUserfaultHandler((_space, _slot, _gen, _address, reason) => {
+    const again = setUserfaultHandler((_space, _slot, _gen, _address, reason) => {
       reasons.push(reason);
       host.mm.setUserfaultRange(hva, 4 * 4096, UFFD_MISSING, 1); // drop WP: the marker is stale now
       return 0;
@@ -495,7 +505,7 @@ describe("address space: the userfaultfd hook", () => {
       assert.deepEqual(reasons, [UFFD_WP]);
       assert.equal(host.faultIn(hva, FAULT_WRITE), pfn);
     } finally {
-      setUserfaultHandler(null);
+      setUserfaultHandler(again);
     }
   });
 

@@ -112,7 +112,7 @@ if (!isMainThread && parentPort) {
         // A stand-in for userfaultfd: tell the main thread through an eventfd
         // and sleep until it has installed the page.
         const seen: number[] = [];
-        setUserfaultHandler((space: AddressSpace, slot, gen, hva, reason) => {
+        const previous = setUserfaultHandler((space: AddressSpace, slot, gen, hva, reason) => {
           if (!space.isLive(slot, gen)) return 0;
           seen.push(reason, hva);
           const resolved = Atomics.load(control, 2);
@@ -120,8 +120,12 @@ if (!isMainThread && parentPort) {
           while (Atomics.load(control, 2) === resolved) Atomics.wait(control, 2, resolved);
           return 0;
         });
-        const pfn = host.mm.faultIn(order.hva, 0);
-        setUserfaultHandler(null);
+        let pfn: number;
+        try {
+          pfn = host.mm.faultIn(order.hva, 0);
+        } finally {
+          setUserfaultHandler(previous);
+        }
         const first = host.memory.chunkU8[HostMemory.chunkOf(pfn)][HostMemory.offsetOf(pfn)];
         port.postMessage({ pfn, first, seen });
         break;
