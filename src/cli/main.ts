@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { registerBenchCommands } from "./commands/bench.js";
 import { registerDemoCommand } from "./commands/demo.js";
+import { registerMigrateCommands } from "./commands/migrate.js";
 import { registerRunCommand } from "./commands/run.js";
 
 const program = new Command()
@@ -11,6 +12,7 @@ const program = new Command()
 
 registerRunCommand(program);
 registerDemoCommand(program);
+registerMigrateCommands(program);
 registerBenchCommands(program);
 
 try {

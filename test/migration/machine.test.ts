@@ -22,7 +22,7 @@ describe("the migration workload VM", () => {
   test("the dirtier's checksums match the native model", { timeout: 30_000 }, async () => {
     const { vm, start } = MigratableVm.boot(SPEC);
     try {
-      vm.start(start);
+      await vm.start(start);
       assert.deepEqual(await vm.finished(), expectedRun(SPEC).checksums);
     } finally {
       await vm.close();
@@ -37,7 +37,7 @@ describe("the migration workload VM", () => {
       const { vm: a, start } = MigratableVm.boot(spec);
       const b = MigratableVm.incoming(spec);
       try {
-        a.start(start);
+        await a.start(start);
         while (a.progress() < 50) await new Promise((r) => setTimeout(r, 1));
         const saved = decodeVcpuStates(encodeVcpuStates(await a.pause()), spec.vcpus);
         assert.ok(saved.every((v) => !v.done));
@@ -45,7 +45,7 @@ describe("the migration workload VM", () => {
         for (let i = 0; i < a.pages.pages; i++) {
           if (a.pages.copyOut(i, page)) b.pages.install(i, page);
         }
-        b.start(saved);
+        await b.start(saved);
         assert.deepEqual(await b.finished(), expectedRun(spec).checksums);
       } finally {
         await a.close();

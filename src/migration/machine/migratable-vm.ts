@@ -4,7 +4,7 @@ import { PAGE_SIZE } from "../../host/host-memory.js";
 import type { BackingPageSize } from "../../host/page-cache.js";
 import { Kvm } from "../../kvm/kvm.js";
 import { MEM_GUEST_MEMFD } from "../../kvm/uapi.js";
-import type { Vm } from "../../kvm/vm.js";
+import type { UserMemoryRegion2, Vm } from "../../kvm/vm.js";
 import { physicalEntry } from "../../riscv/elf/index.js";
 import { GuestRam, RAM_BASE, RAM_SLOT } from "../../vmm/guest-ram.js";
 import type { MigrationBacking, MigrationConfig } from "../config.js";
@@ -17,7 +17,8 @@ import {
   dirtierParamsBytes,
   fillInitialPattern,
 } from "./dirtier.js";
-import type { VcpuState, VcpuWorkerData, VcpuWorkerMessage } from "./vcpu-worker.js";
+import type { VcpuStartMessage, VcpuWorkerData, VcpuWorkerMessage } from "./vcpu-worker.js";
+import { bootVcpuState, type VcpuState, vcpuStateFromJson, vcpuStateToJson } from "./vcpu-state.js";
 import { VmControl } from "./vm-control.js";
 
 export interface MigratableVmSpec extends DirtierParams {
@@ -34,10 +35,14 @@ export const DIRTIER_GUEST = "dirtier-1";
  * The VM a migration moves, in one process: host kernel, KVM, a VM with its
  * RAM in one memslot, and one worker thread per vCPU running the dirtier
  * workload. It pauses its vCPUs at an exit boundary (the next ucall) and
- * hands over their registers, and starts from such state on the destination.
+ * hands over their state, and starts from such state on the destination.
  *
- * This is migration's own small VMM until the VMM's Machine can pause,
- * save and restore; it uses only the KVM UAPI and GuestRam.
+ * This is migration's own small VMM rather than the VMM's Machine because
+ * Machine cannot yet pause its vCPUs at an exit boundary, save their state
+ * and start from saved state, nor run a vCPU thread that waits in a fault
+ * ring; it uses only the KVM UAPI and GuestRam, as Machine does. Its devices
+ * are the vCPUs' own (registers, CSRs, timer, SBI HSM and steal-time
+ * registration): the dirtier guest has no UART or virtio-blk to carry.
  */
 export class MigratableVm {
   readonly host: Host;
@@ -47,11 +52,15 @@ export class MigratableVm {
   readonly pages: RamPages;
   readonly control = VmControl.create();
   private workers: Worker[] = [];
+  private ready: Promise<void> | null = null;
   private vcpus: (SavedVcpu | null)[];
   private waiters: (() => void)[] = [];
   private failure: Error | null = null;
   /** performance.now() when the vCPUs last started. */
   startedAt = 0;
+  /** performance.now() and progress() when the first vCPU finished its workload (0 before). */
+  firstDoneAt = 0;
+  progressAtFirstDone = 0;
 
   private constructor(readonly spec: MigratableVmSpec) {
     const gib = 2 ** 30;
@@ -88,9 +97,7 @@ export class MigratableVm {
     const entry = physicalEntry(image);
     const start: SavedVcpu[] = [];
     for (let id = 0; id < spec.vcpus; id++) {
-      const regs = new Array<bigint>(32).fill(0n);
-      regs[10] = BigInt(id);
-      start.push({ done: false, state: { pc: entry, regs } });
+      start.push({ done: false, state: bootVcpuState(entry, id) });
     }
     return { vm: machine, start };
   }
@@ -111,42 +118,90 @@ export class MigratableVm {
     };
   }
 
-  get memslot(): { slot: number; flags: number; userspaceAddr: number } {
-    const flags = this.spec.backing === "guest_memfd" ? MEM_GUEST_MEMFD : 0;
-    return { slot: RAM_SLOT, flags, userspaceAddr: this.ram.share.hva };
-  }
-
   get ramBase(): number {
     return RAM_BASE;
   }
 
-  /** Start (or restart) the vCPUs from saved state; finished vCPUs stay finished. */
-  start(saved: SavedVcpu[], ring: FaultRing | null = null): void {
+  /** The RAM memslot as KVM_SET_USER_MEMORY_REGION2 describes it (to change its flags). */
+  get region(): UserMemoryRegion2 {
+    return {
+      slot: RAM_SLOT,
+      flags: this.spec.backing === "guest_memfd" ? MEM_GUEST_MEMFD : 0,
+      guestPhysAddr: RAM_BASE,
+      memorySize: this.spec.memBytes,
+      userspaceAddr: this.ram.share.hva,
+    };
+  }
+
+  /**
+   * Create the vCPU threads and let them attach; they wait for their state.
+   * Resolves once every thread is ready (a destination does this at setup).
+   */
+  prepare(): Promise<void> {
+    if (this.ready) return this.ready;
+    let pending = this.spec.vcpus;
+    this.ready = new Promise<void>((resolve, reject) => {
+      for (let id = 0; id < this.spec.vcpus; id++) {
+        const data: VcpuWorkerData = {
+          migrationVcpu: true,
+          host: this.host.share(),
+          kvm: this.kvm.offset,
+          vm: this.vm.offset,
+          id,
+          control: this.control.buffer,
+        };
+        const worker = new Worker(new URL("./vcpu-worker.js", import.meta.url), {
+          workerData: data,
+        });
+        worker.on("message", (message: VcpuWorkerMessage) => {
+          if (message.type === "ready") {
+            if (--pending === 0) resolve();
+            return;
+          }
+          this.onMessage(message);
+        });
+        worker.on("error", (error) => {
+          reject(error);
+          this.fail(error);
+        });
+        this.workers[id] = worker;
+      }
+    });
+    return this.ready;
+  }
+
+  /** Start the vCPUs from saved state; finished vCPUs stay finished. */
+  async start(saved: SavedVcpu[], ring: FaultRing | null = null): Promise<void> {
+    await this.prepare();
+    this.startNow(saved, ring);
+  }
+
+  /** Start prepared vCPU threads at once (within the downtime: no await). */
+  startNow(saved: SavedVcpu[], ring: FaultRing | null = null): void {
+    if (this.workers.length !== this.spec.vcpus) throw new Error("vCPU threads not prepared");
     this.startedAt = performance.now();
     saved.forEach((vcpu, id) => {
       this.vcpus[id] = vcpu.done ? vcpu : null;
-      if (vcpu.done) return;
-      const data: VcpuWorkerData = {
-        migrationVcpu: true,
-        host: this.host.share(),
-        kvm: this.kvm.offset,
-        vm: this.vm.offset,
-        id,
-        control: this.control.buffer,
-        faultRing: ring ? ring.layout : null,
-        start: vcpu.state,
-      };
-      const worker = new Worker(new URL("./vcpu-worker.js", import.meta.url), { workerData: data });
-      worker.on("message", (message: VcpuWorkerMessage) => this.onMessage(message));
-      worker.on("error", (error) => this.fail(error));
-      this.workers[id] = worker;
+      if (vcpu.done) {
+        this.control.setIterations(id, this.spec.iterations);
+        return;
+      }
+      // The dirtier counts its iterations in s7 (x23).
+      this.control.setIterations(id, Number(vcpu.state.regs[23] & 0x7fff_ffffn));
+      const start: VcpuStartMessage = { state: vcpu.state, faultRing: ring ? ring.layout : null };
+      this.workers[id].postMessage(start);
     });
   }
 
   private onMessage(message: VcpuWorkerMessage): void {
+    if (message.type === "ready") return;
     if (message.type === "error") {
       this.fail(new Error(message.message));
       return;
+    }
+    if (message.type === "done" && this.firstDoneAt === 0) {
+      this.firstDoneAt = performance.now();
+      this.progressAtFirstDone = this.progress();
     }
     this.vcpus[message.id] =
       message.type === "done"
@@ -184,6 +239,7 @@ export class MigratableVm {
 
   /** Let paused vCPUs run on (a migration that failed before switchover). */
   resume(): void {
+    this.vcpus = this.vcpus.map((v) => (v?.done ? v : null));
     this.control.resume();
   }
 
@@ -191,6 +247,11 @@ export class MigratableVm {
   async finished(): Promise<number[]> {
     await this.until(() => this.vcpus.every((v) => v?.done === true));
     return this.vcpus.map((v) => (v?.done === true ? v.checksum : 0));
+  }
+
+  /** Whether every vCPU has finished. */
+  get allDone(): boolean {
+    return this.vcpus.every((v) => v?.done === true);
   }
 
   /** The workload's iterations so far, summed over vCPUs. */
@@ -218,16 +279,14 @@ export class MigratableVm {
 export function encodeVcpuStates(saved: SavedVcpu[]): Buffer {
   return Buffer.from(
     JSON.stringify(
-      saved.map((v) =>
-        v.done ? v : { done: false, pc: v.state.pc, regs: v.state.regs.map((r) => r.toString()) },
-      ),
+      saved.map((v) => (v.done ? v : { done: false, state: vcpuStateToJson(v.state) })),
     ),
   );
 }
 
 export function decodeVcpuStates(bytes: Buffer, vcpus: number): SavedVcpu[] {
   const raw = JSON.parse(bytes.toString()) as (
-    { done: true; checksum: number } | { done: false; pc: number; regs: string[] }
+    { done: true; checksum: number } | { done: false; state: unknown }
   )[];
   if (!Array.isArray(raw) || raw.length !== vcpus) {
     throw new Error(
@@ -235,6 +294,8 @@ export function decodeVcpuStates(bytes: Buffer, vcpus: number): SavedVcpu[] {
     );
   }
   return raw.map((v) =>
-    v.done ? v : { done: false, state: { pc: v.pc, regs: v.regs.map((r) => BigInt(r)) } },
+    v.done
+      ? { done: true, checksum: v.checksum }
+      : { done: false, state: vcpuStateFromJson(v.state) },
   );
 }

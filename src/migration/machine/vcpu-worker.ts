@@ -1,10 +1,13 @@
 /**
  * A vCPU thread of a migratable VM: KVM_RUN in a loop for one vCPU of the
- * dirtier workload. At each sync ucall it records the guest's progress and,
- * when the VM is being paused, parks there and hands its registers to the
- * main thread (the vCPU state a migration carries). On the destination, a
- * MEMORY_FAULT exit on a page not yet received waits in the fault ring
- * until the page is in, then runs the vCPU again.
+ * dirtier workload. The thread attaches as soon as it is created and waits
+ * for its state (so that a destination can start its vCPUs within the
+ * downtime instead of paying for thread creation there). At each sync ucall
+ * it records the guest's progress and, when the VM is being paused, parks
+ * there and hands its state to the main thread (the vCPU state a migration
+ * carries). On the destination, a MEMORY_FAULT exit on a page not yet
+ * received waits in the fault ring until the page is in, then runs the vCPU
+ * again.
  */
 import { isMainThread, parentPort, workerData } from "node:worker_threads";
 import { ErrnoError } from "../../host/errno.js";
@@ -15,13 +18,10 @@ import { EXIT_MEMORY_FAULT, EXIT_RISCV_SBI, MEMORY_EXIT_FLAG_USERFAULT } from ".
 import { RAM_BASE } from "../../vmm/guest-ram.js";
 import { UCALL_DONE, UCALL_EID, UCALL_SYNC } from "../../vmm/ucall.js";
 import { FaultRing, type FaultRingLayout } from "../fault-ring.js";
+import { restoreVcpuState, saveVcpuState, type VcpuState } from "./vcpu-state.js";
 import { VmControl } from "./vm-control.js";
 
-export interface VcpuState {
-  pc: number;
-  /** x0..x31. */
-  regs: bigint[];
-}
+export type { VcpuState } from "./vcpu-state.js";
 
 export interface VcpuWorkerData {
   migrationVcpu: true;
@@ -30,28 +30,35 @@ export interface VcpuWorkerData {
   vm: number;
   id: number;
   control: SharedArrayBuffer;
+}
+
+/** Main thread → vCPU thread: run from this state (with this fault ring on a post-copy destination). */
+export interface VcpuStartMessage {
+  state: VcpuState;
   faultRing: FaultRingLayout | null;
-  start: VcpuState;
 }
 
 export type VcpuWorkerMessage =
+  | { type: "ready"; id: number }
   | { type: "parked"; id: number; state: VcpuState }
   | { type: "done"; id: number; checksum: number }
   | { type: "error"; id: number; message: string };
 
-function main(data: VcpuWorkerData, port: NonNullable<typeof parentPort>): void {
+function run(
+  data: VcpuWorkerData,
+  start: VcpuStartMessage,
+  port: NonNullable<typeof parentPort>,
+): void {
   const post = (message: VcpuWorkerMessage) => port.postMessage(message);
   const host = Host.attach(data.host);
   const kvm = Kvm.attach(host, data.kvm);
   const vm = kvm.attachVm(data.vm);
   const vcpu = kvm.attachVcpu(vm, data.id);
   const control = new VmControl(data.control);
-  const ring = data.faultRing ? new FaultRing(data.faultRing) : null;
-  const hart = vcpu.hart;
+  const ring = start.faultRing ? new FaultRing(start.faultRing) : null;
   const run = vcpu.run;
   const id = data.id;
-  hart.pc = data.start.pc;
-  for (let r = 1; r < 32; r++) hart.setRegister(r, data.start.regs[r]);
+  restoreVcpuState(vcpu, start.state);
   control.progressStarted(id);
   for (;;) {
     try {
@@ -87,9 +94,7 @@ function main(data: VcpuWorkerData, port: NonNullable<typeof parentPort>): void 
     }
     control.progress(id, Number(sbi.args[0]));
     if (control.pauseRequested) {
-      const regs: bigint[] = [0n];
-      for (let r = 1; r < 32; r++) regs.push(hart.getRegister(r));
-      post({ type: "parked", id, state: { pc: hart.pc, regs } });
+      post({ type: "parked", id, state: saveVcpuState(vcpu) });
       if (!control.park()) return;
       control.progressStarted(id);
     }
@@ -98,5 +103,7 @@ function main(data: VcpuWorkerData, port: NonNullable<typeof parentPort>): void 
 
 const setup = workerData as Partial<VcpuWorkerData> | null;
 if (!isMainThread && parentPort && setup?.migrationVcpu === true) {
-  main(setup as VcpuWorkerData, parentPort);
+  const port = parentPort;
+  port.once("message", (start: VcpuStartMessage) => run(setup as VcpuWorkerData, start, port));
+  port.postMessage({ type: "ready", id: (setup as VcpuWorkerData).id } satisfies VcpuWorkerMessage);
 }

@@ -65,6 +65,11 @@ export class VmControl {
     Atomics.store(this.words, HEADER_WORDS + id, iterations);
   }
 
+  /** Where a vCPU's count starts (its iterations before a migration). */
+  setIterations(id: number, iterations: number): void {
+    Atomics.store(this.words, HEADER_WORDS + id, iterations);
+  }
+
   iterations(id: number): number {
     return Atomics.load(this.words, HEADER_WORDS + id);
   }

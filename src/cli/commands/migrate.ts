@@ -1,0 +1,331 @@
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import cliProgress from "cli-progress";
+import { type Command, InvalidArgumentError, Option } from "commander";
+import {
+  FAULT_MECHANISMS,
+  type FaultMechanism,
+  MIGRATION_MODES,
+  type MigrationMode,
+} from "../../migration/config.js";
+import { MigrationDestination } from "../../migration/destination.js";
+import { expectedChecksums } from "../../migration/machine/dirtier.js";
+import { MigratableVm, type MigratableVmSpec } from "../../migration/machine/migratable-vm.js";
+import { requestResume, serveResumeControl } from "../../migration/resume-control.js";
+import { MigrationError, MigrationSource } from "../../migration/source.js";
+import type { MigrationProgress } from "../../migration/stats.js";
+import type { RamBacking } from "../../vmm/guest-ram.js";
+import { parsePageSize, parseSize } from "../sizes.js";
+
+function positiveInteger(text: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError("a positive integer");
+  return n;
+}
+
+function nonNegativeInteger(text: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError("a non-negative integer");
+  return n;
+}
+
+function hostPort(text: string): { host: string; port: number } {
+  const match = /^(.*):(\d+)$/.exec(text);
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || match[1] === "" || port <= 0 || port > 65535) {
+    throw new InvalidArgumentError(`"${text}" is not HOST:PORT`);
+  }
+  return { host: match[1].replace(/^\[(.*)\]$/, "$1"), port };
+}
+
+/** The migrated VM's shape and workload: both ends must be given the same. */
+interface VmOptions {
+  mem: number;
+  vcpus: number;
+  backing: RamBacking;
+  hugepages: 4096 | 2097152 | 1073741824;
+  iterations: number;
+  stores: number;
+  faultMechanism: FaultMechanism;
+  events?: boolean;
+}
+
+function addVmOptions(command: Command): Command {
+  return command
+    .option("--mem <size>", "guest RAM", parseSize, 64 * 2 ** 20)
+    .option("--vcpus <n>", "vCPUs, each dirtying its own part of RAM", positiveInteger, 4)
+    .addOption(
+      new Option("--backing <kind>", "guest memory backing")
+        .choices(["guest_memfd", "anonymous", "shmem"])
+        .default("guest_memfd"),
+    )
+    .option("--hugepages <size>", "backing page size: 4K, 2M or 1G", parsePageSize, 4096)
+    .option("--iterations <n>", "workload iterations per vCPU", positiveInteger, 4000)
+    .option("--stores <n>", "stores per iteration", positiveInteger, 256)
+    .addOption(
+      new Option("--fault-mechanism <kind>", "how post-copy catches missing pages")
+        .choices([...FAULT_MECHANISMS])
+        .default("userfault"),
+    )
+    .option("--events", "machine-readable events, one JSON object a line on stdout");
+}
+
+function specOf(o: VmOptions): MigratableVmSpec {
+  return {
+    memBytes: o.mem,
+    vcpus: o.vcpus,
+    backing: o.backing,
+    pageSize: o.hugepages,
+    iterations: o.iterations,
+    storesPerIteration: o.stores,
+  };
+}
+
+function emitter(events: boolean | undefined): (event: Record<string, unknown>) => void {
+  return (event) => {
+    if (events) process.stdout.write(`${JSON.stringify(event)}\n`);
+  };
+}
+
+function note(events: boolean | undefined, text: string): void {
+  if (events) emitter(true)({ event: "note", text });
+  else process.stderr.write(`faultline: ${text}\n`);
+}
+
+const STATUS_LABELS: Record<string, string> = {
+  setup: "setup",
+  active: "pre-copy",
+  device: "switchover",
+  "postcopy-active": "post-copy",
+  "postcopy-paused": "paused",
+  "postcopy-recover": "recovering",
+  completed: "completed",
+  failed: "failed",
+};
+
+/**
+ * A progress bar on a terminal (cli-progress), nothing elsewhere: pages
+ * moved out of all pages, the phase, the pre-copy round and bytes sent.
+ */
+export class MigrationProgressBar {
+  private readonly bar: cliProgress.SingleBar | null;
+  private started = false;
+
+  constructor(label: string, stream: NodeJS.WriteStream = process.stderr) {
+    this.bar = stream.isTTY
+      ? new cliProgress.SingleBar(
+          {
+            stream,
+            format: `${label} [{bar}] {percentage}% | {phase} | round {round} | {mib} MiB`,
+            hideCursor: true,
+            clearOnComplete: false,
+            fps: 10,
+          },
+          cliProgress.Presets.shades_classic,
+        )
+      : null;
+  }
+
+  update(p: MigrationProgress): void {
+    if (!this.bar) return;
+    const payload = {
+      phase: STATUS_LABELS[p.status] ?? p.status,
+      round: p.round,
+      mib: (p.transferredBytes / 2 ** 20).toFixed(0),
+    };
+    const done = p.pagesTotal - p.remaining;
+    if (!this.started) {
+      this.started = true;
+      this.bar.start(p.pagesTotal, done, payload);
+    } else this.bar.update(done, payload);
+  }
+
+  stop(): void {
+    if (this.bar && this.started) this.bar.stop();
+  }
+}
+
+interface ListenOptions extends VmOptions {
+  host: string;
+  port: number;
+  verify?: boolean;
+  asyncAll?: boolean;
+}
+
+async function listen(o: ListenOptions): Promise<void> {
+  const emit = emitter(o.events);
+  const spec = specOf(o);
+  const bar = o.events ? null : new MigrationProgressBar("incoming");
+  const destination = await MigrationDestination.listen({
+    host: o.host,
+    port: o.port,
+    spec,
+    faultMechanism: o.faultMechanism,
+    asyncAll: o.asyncAll,
+    onProgress: (p) => (o.events ? emit({ event: "progress", ...p }) : bar?.update(p)),
+    onNote: (text) => note(o.events, text),
+  });
+  emit({ event: "listening", port: destination.port });
+  if (!o.events)
+    process.stderr.write(`faultline: waiting for a migration on ${o.host}:${destination.port}\n`);
+  try {
+    const result = await destination.run();
+    bar?.stop();
+    const expected = o.verify ? expectedChecksums(spec) : null;
+    const verified = expected ? expected.every((c, i) => c === result.checksums[i]) : null;
+    emit({ event: "result", stats: result.stats, checksums: result.checksums, expected, verified });
+    if (!o.events) {
+      const s = result.stats;
+      process.stdout.write(
+        `migration completed; guest finished here with checksums ${result.checksums.join(" ")}` +
+          (verified === null
+            ? ""
+            : verified
+              ? " (verified)"
+              : ` (EXPECTED ${expected!.join(" ")})`) +
+          `\n  post-copy ${s.postcopyTimeMs.toFixed(0)} ms, blocktime ${s.blocktimeMs.toFixed(1)} ms, ` +
+          `fault latency p50 ${s.faultLatencyUs.p50} µs p99 ${s.faultLatencyUs.p99} µs max ${s.faultLatencyUs.max} µs\n`,
+      );
+    }
+    if (verified === false) process.exitCode = 1;
+  } catch (error) {
+    bar?.stop();
+    emit({ event: "error", message: (error as Error).message });
+    process.stderr.write(`faultline: ${(error as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}
+
+interface SendOptions extends VmOptions {
+  to?: { host: string; port: number };
+  mode: MigrationMode;
+  postcopy?: boolean;
+  warmup: number;
+  hybridRounds: number;
+  control?: string;
+  resume?: boolean;
+  verify?: boolean;
+}
+
+async function send(o: SendOptions): Promise<void> {
+  const emit = emitter(o.events);
+  const control = o.control ?? join(tmpdir(), `faultline-migrate-${process.pid}.sock`);
+  if (!o.to) throw new InvalidArgumentError("--to HOST:PORT is required");
+  if (o.resume) {
+    if (!o.control)
+      throw new InvalidArgumentError("--resume needs --control PATH of the paused source");
+    const reply = await requestResume(o.control, o.to.host, o.to.port);
+    if (!reply.ok) throw new Error(`resume refused: ${reply.error}`);
+    note(o.events, `the source is reconnecting to ${o.to.host}:${o.to.port}`);
+    return;
+  }
+  const spec = specOf(o);
+  const mode: MigrationMode = o.postcopy ? "postcopy" : o.mode;
+  const { vm, start } = MigratableVm.boot(spec);
+  await vm.start(start);
+  await new Promise((resolve) => setTimeout(resolve, o.warmup));
+  const bar = o.events ? null : new MigrationProgressBar("migrate ");
+  const source = new MigrationSource(vm, vm.config(o.faultMechanism), {
+    host: o.to.host,
+    port: o.to.port,
+    mode,
+    hybridRounds: o.hybridRounds,
+    onProgress: (p) => (o.events ? emit({ event: "progress", ...p }) : bar?.update(p)),
+    onPaused: (reason) => {
+      emit({ event: "paused", reason: reason.message, control });
+      if (!o.events) {
+        process.stderr.write(
+          `\nfaultline: post-copy paused (${reason.message}); resume with\n` +
+            `  faultline migrate send --resume --control ${control} --to HOST:PORT\n`,
+        );
+      }
+    },
+  });
+  const controlServer = await serveResumeControl(control, (host, port) =>
+    source.resume(host, port) ? null : `the migration is ${source.currentStatus}, not paused`,
+  );
+  try {
+    const stats = await source.run();
+    bar?.stop();
+    emit({ event: "result", stats });
+    if (!o.events) {
+      process.stdout.write(
+        `migration completed (${mode}): total ${stats.totalTimeMs.toFixed(0)} ms, downtime ` +
+          `${stats.downtimeMs.toFixed(1)} ms, ${(stats.transferredBytes / 2 ** 20).toFixed(1)} MiB, ` +
+          `${stats.precopyRounds} pre-copy rounds, ${stats.postcopyRequests} post-copy requests\n`,
+      );
+    }
+  } catch (error) {
+    bar?.stop();
+    const refused = error instanceof MigrationError && error.refused;
+    emit({
+      event: "error",
+      message: (error as Error).message,
+      refused,
+      status: source.currentStatus,
+    });
+    process.stderr.write(`faultline: ${(error as Error).message}\n`);
+    process.exitCode = 1;
+    if (source.currentStatus === "failed") {
+      // Failed before switchover: the guest never stopped here, and runs to its end.
+      note(o.events, "the migration failed before switchover; the guest runs on here");
+      const checksums = await vm.finished();
+      const expected = o.verify ? expectedChecksums(spec) : null;
+      const verified = expected ? expected.every((c, i) => c === checksums[i]) : null;
+      emit({ event: "source-guest", checksums, expected, verified });
+    }
+  } finally {
+    controlServer.close();
+    await vm.close();
+  }
+}
+
+export function registerMigrateCommands(program: Command): void {
+  const migrate = program
+    .command("migrate")
+    .description("live-migrate the dirtier guest between two faultline processes over TCP");
+
+  addVmOptions(
+    migrate
+      .command("listen")
+      .description("wait for an incoming migration, run the guest here, report its checksums")
+      .option("--host <address>", "address to listen on", "127.0.0.1")
+      .option("--port <n>", "TCP port (0: any free port)", nonNegativeInteger, 4444)
+      .option("--verify", "compare the guest's checksums with what it computes without migration")
+      .option(
+        "--async-all",
+        "KVM Userfault with USERFAULT_ASYNC_ALL: vCPU faults come as asynchronous faults",
+      ),
+  ).action((options: ListenOptions) => listen(options));
+
+  addVmOptions(
+    migrate
+      .command("send")
+      .description("boot the dirtier guest here and migrate it, running, to a listening faultline")
+      .option("--to <host:port>", "the destination", hostPort)
+      .addOption(
+        new Option("--mode <mode>", "precopy, postcopy (switch at once) or hybrid")
+          .choices([...MIGRATION_MODES])
+          .default("postcopy"),
+      )
+      .option("--postcopy", "same as --mode postcopy")
+      .option(
+        "--warmup <ms>",
+        "let the guest run this long before migrating",
+        nonNegativeInteger,
+        200,
+      )
+      .option(
+        "--hybrid-rounds <n>",
+        "hybrid: pre-copy rounds before switching to post-copy",
+        positiveInteger,
+        2,
+      )
+      .option("--control <path>", "Unix socket where a paused migration waits for --resume")
+      .option("--resume", "tell the paused source at --control to reconnect to --to and finish")
+      .option(
+        "--verify",
+        "if the migration fails before switchover, check the guest's checksums here",
+      ),
+  ).action((options: SendOptions) => send(options));
+}

@@ -1,0 +1,124 @@
+import type { Socket } from "node:net";
+import { FrameDecoder } from "./wire/frame-decoder.js";
+import { messageName, MigrationProtocolError, MSG_REFUSE } from "./wire/format.js";
+import { encodeJson } from "./wire/messages.js";
+
+export type ChannelName = "main" | "return" | "preempt";
+export const CHANNEL_NAMES: readonly ChannelName[] = ["main", "return", "preempt"];
+
+/**
+ * One TCP connection of a migration, framed both ways: frames out with
+ * `send` (counted, with the socket's own queue as backpressure), frames in
+ * through a streaming decoder to `onFrame`. Any decoding error, an end of
+ * stream inside a frame, or a socket error ends the channel once, through
+ * `onClose` with the reason (null for a clean end).
+ */
+export class Channel {
+  private readonly decoder: FrameDecoder;
+  private closed = false;
+  bytesSent = 0;
+  bytesReceived = 0;
+  onFrame: (type: number, payload: Buffer) => void = (type) => {
+    throw new MigrationProtocolError(`unexpected ${messageName(type)} on the ${this.name}`);
+  };
+  onClose: (reason: Error | null) => void = () => undefined;
+  /**
+   * Read one chunk per event-loop turn (bulk data: libuv would otherwise
+   * read up to 32 chunks of it in a row before looking at another socket,
+   * and a requested page on the preempt channel would wait behind them).
+   */
+  yieldBetweenChunks = false;
+  private readonly resumeReading = () => {
+    if (!this.closed) this.socket.resume();
+  };
+
+  constructor(
+    public name: string,
+    readonly socket: Socket,
+  ) {
+    this.decoder = new FrameDecoder(name);
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: Buffer) => {
+      this.bytesReceived += chunk.length;
+      if (this.yieldBetweenChunks) {
+        socket.pause();
+        setImmediate(this.resumeReading);
+      }
+      try {
+        this.decoder.push(chunk, (type, payload) => this.onFrame(type, payload));
+      } catch (error) {
+        const reason = error instanceof Error ? error : new Error(String(error));
+        if (reason instanceof MigrationProtocolError) this.refuse(reason);
+        else this.close(reason);
+      }
+    });
+    socket.on("end", () => {
+      try {
+        this.decoder.end();
+        this.close(null);
+      } catch (error) {
+        this.close(error as Error);
+      }
+    });
+    socket.on("error", (error) => this.close(error));
+    socket.on("close", () => this.close(new Error(`${this.name}: connection closed`)));
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Queue a frame; false when the socket's queue is above its high-water mark. */
+  send(frame: Buffer): boolean {
+    if (this.closed) return false;
+    this.bytesSent += frame.length;
+    return this.socket.write(frame);
+  }
+
+  /** Bytes queued in this process and not yet handed to the kernel. */
+  get backlog(): number {
+    return this.socket.writableLength;
+  }
+
+  /** Resolves once the socket's queue has drained (or the channel closed). */
+  drained(): Promise<void> {
+    if (this.closed || this.socket.writableLength === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.socket.off("drain", done);
+        this.socket.off("close", done);
+        resolve();
+      };
+      this.socket.on("drain", done);
+      this.socket.on("close", done);
+    });
+  }
+
+  /** Resolves once everything queued has been handed to the kernel, then ends the stream. */
+  end(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.closed) return resolve();
+      this.socket.end(() => resolve());
+    });
+  }
+
+  /**
+   * Tell the peer why (a REFUSE frame, best effort), then close: for a
+   * stream that cannot be trusted any more.
+   */
+  refuse(reason: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.end(encodeJson(MSG_REFUSE, { reason: reason.message }));
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+    this.onClose(reason);
+  }
+
+  /** Close now, once; the reason goes to onClose. */
+  close(reason: Error | null): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.destroy();
+    this.onClose(reason);
+  }
+}

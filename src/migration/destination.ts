@@ -1,0 +1,493 @@
+import { createServer, type Server } from "node:net";
+import { PAGE_SIZE } from "../host/host-memory.js";
+import { Channel, CHANNEL_NAMES, type ChannelName } from "./channel.js";
+import {
+  configDifferences,
+  configProblems,
+  type FaultMechanism,
+  type MigrationConfig,
+  type MigrationMode,
+} from "./config.js";
+import type { Channels, Hello } from "./connect.js";
+import { FaultRing } from "./fault-ring.js";
+import { decodeVcpuStates, MigratableVm, type MigratableVmSpec } from "./machine/migratable-vm.js";
+import { PageBitmap } from "./page-bitmap.js";
+import type { PostcopyMemory } from "./postcopy/postcopy-memory.js";
+import { UserfaultMemory } from "./postcopy/userfault-memory.js";
+import { MigrationError, type ResumeMessage, type SwitchoverHeader } from "./source.js";
+import {
+  type DestinationStats,
+  type MigrationProgress,
+  type MigrationStatus,
+  wallNowMs,
+} from "./stats.js";
+import {
+  messageName,
+  MigrationProtocolError,
+  MSG_COMPLETE,
+  MSG_HELLO,
+  MSG_PAGE_REQUEST,
+  MSG_PAGES,
+  MSG_POSTCOPY_DONE,
+  MSG_REFUSE,
+  MSG_RESUME,
+  MSG_ROUND_END,
+  MSG_RUNNING,
+  MSG_SETUP,
+  MSG_SETUP_ACK,
+  MSG_SWITCHOVER,
+} from "./wire/format.js";
+import {
+  decodeJson,
+  decodeSections,
+  encodeJson,
+  encodePageList,
+  encodeSections,
+  forEachPage,
+} from "./wire/messages.js";
+
+export interface DestinationOptions {
+  host: string;
+  port: number;
+  spec: MigratableVmSpec;
+  faultMechanism: FaultMechanism;
+  /** KVM Userfault with USERFAULT_ASYNC_ALL: vCPU faults arrive as asynchronous faults too. */
+  asyncAll?: boolean;
+  onProgress?: (progress: MigrationProgress) => void;
+  /** Notes worth a line: a connection refused, the migration paused or resumed. */
+  onNote?: (text: string) => void;
+}
+
+export interface DestinationResult {
+  stats: DestinationStats;
+  /** The migrated guest's result: every vCPU's checksum. */
+  checksums: number[];
+}
+
+/**
+ * The receiving side of a migration (QEMU's -incoming with its
+ * postcopy-ram listen thread): it listens, checks the configuration, takes
+ * pre-copied pages, starts the vCPUs at switchover, then in post-copy
+ * requests missing pages as vCPUs and the hypervisor fault on them and
+ * installs whatever arrives, first come first installed, each page once.
+ * A broken connection pauses post-copy; the source reconnects with the same
+ * migration id and the destination tells it which pages it holds.
+ */
+export class MigrationDestination {
+  private readonly server: Server;
+  private channels: Partial<Channels> = {};
+  private migrationId: string | null = null;
+  private resuming = false;
+  private status: MigrationStatus = "setup";
+  private readonly pages: number;
+  private readonly precopied: PageBitmap;
+  private readonly ring: FaultRing;
+  private memory: PostcopyMemory | null = null;
+  private pendingSetup: Buffer | null = null;
+  private receivedPages = 0;
+  private switchedOver = false;
+  private startedAtWallMs = 0;
+  private startProgress = 0;
+  private postcopyStartedAt = 0;
+  private postcopyEndedAt = 0;
+  private progressAtPostcopyEnd = 0;
+  private postcopyBytes = 0;
+  private releasedCleanPages = 0;
+  private asyncFaults = 0;
+  private duplicatePages = 0;
+  private readonly requestBuffer: number[] = [];
+  private settle!: { resolve: () => void; reject: (error: Error) => void };
+  private readonly migrated: Promise<void>;
+
+  private constructor(
+    private readonly vm: MigratableVm,
+    private readonly options: DestinationOptions,
+  ) {
+    this.pages = options.spec.memBytes / PAGE_SIZE;
+    this.precopied = new PageBitmap(this.pages);
+    this.ring = FaultRing.create(this.pages, options.spec.vcpus);
+    this.migrated = new Promise<void>((resolve, reject) => {
+      this.settle = { resolve, reject };
+    });
+    this.migrated.catch(() => undefined);
+    this.server = createServer((socket) => this.accept(new Channel("incoming", socket)));
+  }
+
+  /** Create the empty VM, its vCPU threads, and listen. */
+  static async listen(options: DestinationOptions): Promise<MigrationDestination> {
+    const vm = MigratableVm.incoming(options.spec);
+    const destination = new MigrationDestination(vm, options);
+    await vm.prepare();
+    await new Promise<void>((resolve, reject) => {
+      destination.server.once("error", reject);
+      destination.server.listen(options.port, options.host, () => resolve());
+    });
+    return destination;
+  }
+
+  get port(): number {
+    const address = this.server.address();
+    return typeof address === "object" && address ? address.port : this.options.port;
+  }
+
+  get currentStatus(): MigrationStatus {
+    return this.status;
+  }
+
+  private get config(): MigrationConfig {
+    return this.vm.config(this.options.faultMechanism);
+  }
+
+  /**
+   * Resolves once the migration is complete and the guest has finished its
+   * workload here; rejects when the migration is refused or fails.
+   */
+  async run(): Promise<DestinationResult> {
+    try {
+      await this.migrated;
+      const checksums = await this.vm.finished();
+      return { stats: this.stats(checksums), checksums };
+    } finally {
+      this.server.close();
+      for (const name of CHANNEL_NAMES) this.channels[name]?.close(null);
+      await this.vm.close();
+    }
+  }
+
+  // ------------------------------------------------------------------ connections
+
+  private accept(channel: Channel): void {
+    channel.onFrame = (type, payload) => {
+      if (type !== MSG_HELLO) {
+        throw new MigrationProtocolError(`expected HELLO first, got ${messageName(type)}`);
+      }
+      this.attach(channel, decodeJson<Hello>(payload, "HELLO"));
+    };
+    channel.onClose = (reason) => {
+      // A connection that never said who it is: a stream that is no migration of ours.
+      if (reason instanceof MigrationProtocolError && this.migrationId === null) {
+        this.fail(new MigrationError(`incoming migration refused: ${reason.message}`, true));
+      }
+    };
+  }
+
+  private attach(channel: Channel, hello: Hello): void {
+    const refuse = (reason: string) => channel.refuse(new MigrationProtocolError(reason));
+    if (!CHANNEL_NAMES.includes(hello.channel)) return refuse(`unknown channel ${hello.channel}`);
+    if (this.migrationId === null) {
+      if (hello.resume) return refuse("there is no paused migration to resume here");
+      this.migrationId = hello.migration;
+    } else if (hello.migration !== this.migrationId) {
+      return refuse(`busy with migration ${this.migrationId}`);
+    } else if (hello.resume) {
+      if (this.status !== "postcopy-paused" && this.status !== "postcopy-recover") {
+        return refuse(`migration ${hello.migration} is ${this.status}, not paused`);
+      }
+      this.status = "postcopy-recover";
+      this.resuming = true;
+    }
+    const existing = this.channels[hello.channel];
+    if (existing && !existing.isClosed) return refuse(`a second ${hello.channel} channel`);
+    channel.name = `${hello.channel} channel`;
+    this.channels[hello.channel] = channel;
+    channel.onFrame = (type, payload) => this.onMessage(hello.channel, type, payload);
+    channel.onClose = (reason) => this.onChannelClosed(channel, reason);
+    if (CHANNEL_NAMES.every((name) => this.channels[name] && !this.channels[name]!.isClosed)) {
+      if (this.resuming) {
+        this.resuming = false;
+        this.resumed();
+      } else if (this.pendingSetup) {
+        const setup = this.pendingSetup;
+        this.pendingSetup = null;
+        this.setup(setup);
+      }
+    }
+  }
+
+  private onChannelClosed(channel: Channel, reason: Error | null): void {
+    if (this.status === "completed" || this.status === "failed") return;
+    const why = reason?.message ?? `${channel.name} closed`;
+    if (this.switchedOver && this.status !== "postcopy-paused") {
+      // Post-copy: keep every page and the running guest; wait for the source to come back.
+      this.status = "postcopy-paused";
+      this.options.onNote?.(`post-copy paused (${why}); waiting for the source to resume`);
+      this.closeChannels();
+      return;
+    }
+    if (this.switchedOver) return;
+    if (reason instanceof MigrationProtocolError) {
+      this.fail(new MigrationError(`incoming migration refused: ${reason.message}`, true));
+    } else {
+      this.fail(new MigrationError(`incoming migration failed: ${why}`));
+    }
+  }
+
+  private closeChannels(): void {
+    const channels = this.channels;
+    this.channels = {};
+    for (const name of CHANNEL_NAMES) channels[name]?.close(null);
+  }
+
+  private send(name: ChannelName, frame: Buffer): void {
+    const channel = this.channels[name];
+    if (channel && !channel.isClosed) channel.send(frame);
+  }
+
+  private fail(error: Error): void {
+    if (this.status === "failed" || this.status === "completed") return;
+    this.status = "failed";
+    this.ring.close();
+    this.closeChannels();
+    this.settle.reject(error);
+  }
+
+  // ------------------------------------------------------------------ messages
+
+  private onMessage(channel: ChannelName, type: number, payload: Buffer): void {
+    switch (type) {
+      case MSG_SETUP:
+        if (CHANNEL_NAMES.every((name) => this.channels[name])) this.setup(payload);
+        else this.pendingSetup = Buffer.from(payload);
+        return;
+      case MSG_PAGES:
+        if (this.switchedOver) this.placePostcopy(payload);
+        else this.placePrecopy(payload);
+        return;
+      case MSG_ROUND_END:
+        this.progress();
+        return;
+      case MSG_SWITCHOVER:
+        this.switchover(payload);
+        return;
+      case MSG_COMPLETE:
+        return;
+      case MSG_REFUSE: {
+        const { reason } = decodeJson<{ reason: string }>(payload, "REFUSE");
+        this.fail(new MigrationError(`the source gave up: ${reason}`, true));
+        return;
+      }
+      default:
+        throw new MigrationProtocolError(
+          `unexpected ${messageName(type)} on the ${channel} channel`,
+        );
+    }
+  }
+
+  private setup(payload: Buffer): void {
+    const { config, mode, pages } = decodeJson<{
+      config: MigrationConfig;
+      mode: MigrationMode;
+      pages: number;
+    }>(payload, "SETUP");
+    const problems = [
+      ...configDifferences(config, this.config),
+      ...configProblems(this.config),
+      ...(pages !== this.pages ? [`pages: source ${pages}, destination ${this.pages}`] : []),
+      ...(["precopy", "postcopy", "hybrid"].includes(mode) ? [] : [`unknown mode ${mode}`]),
+    ];
+    if (problems.length > 0) {
+      const reason = `incompatible configuration: ${problems.join("; ")}`;
+      this.send("return", encodeJson(MSG_REFUSE, { reason }));
+      this.fail(new MigrationError(`incoming migration refused: ${reason}`, true));
+      return;
+    }
+    if (mode !== "precopy") {
+      this.memory = this.createMemory();
+      this.memory.arm();
+    }
+    this.status = "active";
+    this.send("return", encodeJson(MSG_SETUP_ACK, {}));
+  }
+
+  private createMemory(): PostcopyMemory {
+    if (this.options.faultMechanism === "userfault") {
+      return new UserfaultMemory(this.vm, this.options.asyncAll === true);
+    }
+    throw new MigrationError("the uffd fault mechanism is not implemented yet");
+  }
+
+  private placePrecopy(payload: Buffer): void {
+    forEachPage(payload, this.installPrecopied);
+  }
+
+  private readonly installPrecopied = (page: number, data: Buffer | null): void => {
+    if (page >= this.pages) throw new MigrationProtocolError(`page ${page} beyond guest RAM`);
+    if (data) this.vm.pages.install(page, data);
+    else this.vm.pages.zero(page);
+    this.precopied.set(page);
+  };
+
+  private switchover(payload: Buffer): void {
+    if (this.switchedOver) throw new MigrationProtocolError("a second SWITCHOVER");
+    const [headerBytes, neededBytes, stateBytes] = decodeSections(payload, "SWITCHOVER");
+    if (!stateBytes) throw new MigrationProtocolError("SWITCHOVER without vCPU state");
+    const header = JSON.parse(headerBytes.toString()) as SwitchoverHeader;
+    const needed = PageBitmap.fromBytes(this.pages, neededBytes);
+    const saved = decodeVcpuStates(stateBytes, this.options.spec.vcpus);
+    const missing = new PageBitmap(this.pages);
+    missing.setAll();
+    missing.andNot(needed);
+    missing.andNot(this.precopied);
+    if (missing.count() > 0) {
+      throw new MigrationProtocolError(
+        `${missing.count()} pages neither pre-copied nor left to post-copy`,
+      );
+    }
+    this.switchedOver = true;
+    if (header.postcopy) {
+      if (!this.memory) throw new MigrationProtocolError("post-copy switchover in pre-copy mode");
+      // Pre-copied pages the final bitmap shows clean: released in bulk, nothing copied.
+      const clean = new PageBitmap(this.pages);
+      clean.setAll();
+      clean.andNot(needed);
+      clean.forEachRun((first, count) => {
+        this.memory!.releaseRun(first, count);
+        for (let p = first; p < first + count; p++) this.ring.markReceived(p);
+      });
+      this.releasedCleanPages = clean.count();
+      this.receivedPages = this.releasedCleanPages;
+      this.status = "postcopy-active";
+      this.postcopyStartedAt = performance.now();
+      this.channels.main!.yieldBetweenChunks = true;
+      this.vm.startNow(saved, this.ring);
+      this.startedAtWallMs = wallNowMs();
+      void this.requestLoop();
+      this.memory.watchAsyncFaults(this.onAsyncFault);
+    } else {
+      this.vm.startNow(saved, null);
+      this.startedAtWallMs = wallNowMs();
+    }
+    this.startProgress = this.vm.progress();
+    this.send("return", encodeJson(MSG_RUNNING, { startedAtWallMs: this.startedAtWallMs }));
+    this.progress();
+    if (!header.postcopy || this.receivedPages === this.pages) this.complete();
+  }
+
+  // ------------------------------------------------------------------ post-copy
+
+  private placePostcopy(payload: Buffer): void {
+    this.postcopyBytes += payload.length;
+    forEachPage(payload, this.installPostcopy);
+    this.ring.installed();
+    if (this.receivedPages === this.pages) this.complete();
+  }
+
+  private readonly installPostcopy = (page: number, data: Buffer | null): void => {
+    if (page >= this.pages) throw new MigrationProtocolError(`page ${page} beyond guest RAM`);
+    // First come first installed: a page the guest may have written since is never overwritten.
+    if (this.ring.isReceived(page)) {
+      this.duplicatePages++;
+      return;
+    }
+    this.memory!.place(page, data);
+    this.ring.markReceived(page);
+    this.receivedPages++;
+  };
+
+  /** vCPU faults from the fault ring, to the return path. */
+  private async requestLoop(): Promise<void> {
+    const out = this.requestBuffer;
+    while (this.status.startsWith("postcopy")) {
+      await this.ring.requestsPending();
+      out.length = 0;
+      if (this.ring.drain(out) > 0)
+        this.send("return", encodePageList(MSG_PAGE_REQUEST, out, out.length));
+    }
+  }
+
+  private readonly onAsyncFault = (page: number): void => {
+    this.asyncFaults++;
+    if (this.ring.isReceived(page) || !this.ring.markRequested(page)) return;
+    this.send("return", encodePageList(MSG_PAGE_REQUEST, [page], 1));
+  };
+
+  /** After a reconnect: what this side holds, and every request still outstanding. */
+  private resumed(): void {
+    const received = new PageBitmap(this.pages);
+    const outstanding: number[] = [];
+    for (let p = 0; p < this.pages; p++) {
+      if (this.ring.isReceived(p)) received.set(p);
+      else if (this.ring.isRequested(p)) outstanding.push(p);
+    }
+    const info: ResumeMessage = {
+      switchedOver: this.switchedOver,
+      startedAtWallMs: this.startedAtWallMs,
+    };
+    this.send(
+      "return",
+      encodeSections(MSG_RESUME, [Buffer.from(JSON.stringify(info)), received.toBytes()]),
+    );
+    if (outstanding.length > 0) {
+      this.send("return", encodePageList(MSG_PAGE_REQUEST, outstanding, outstanding.length));
+    }
+    this.status = "postcopy-active";
+    this.channels.main!.yieldBetweenChunks = true;
+    this.options.onNote?.(
+      `post-copy resumed: ${this.pages - this.receivedPages} pages to come, ${outstanding.length} re-requested`,
+    );
+  }
+
+  /** Every page is here (or pre-copy only): userfault off, large mappings back, source told. */
+  private complete(): void {
+    if (this.memory) {
+      this.memory.finish();
+      this.postcopyEndedAt = performance.now();
+      this.progressAtPostcopyEnd = this.vm.progress();
+      this.send("return", encodeJson(MSG_POSTCOPY_DONE, {}));
+    }
+    this.status = "completed";
+    this.ring.interrupt();
+    this.progress();
+    this.settle.resolve();
+  }
+
+  private progress(): void {
+    this.options.onProgress?.({
+      status: this.status,
+      round: 0,
+      pagesSent: this.receivedPages,
+      pagesTotal: this.pages,
+      remaining: this.pages - this.receivedPages,
+      transferredBytes: 0,
+    });
+  }
+
+  private stats(checksums: number[]): DestinationStats {
+    const blocktime = this.ring.blocktime();
+    const postcopyTimeMs =
+      this.postcopyEndedAt > 0 ? this.postcopyEndedAt - this.postcopyStartedAt : 0;
+    const rate = (from: number, to: number, ms: number) =>
+      ms > 0 ? ((to - from) * 1000) / ms : null;
+    const vm = this.vm;
+    return {
+      status: this.status,
+      faultMechanism: this.options.faultMechanism,
+      startedAtWallMs: this.startedAtWallMs,
+      postcopyTimeMs,
+      postcopyBytes: this.postcopyBytes,
+      throughputBytesPerSecond:
+        postcopyTimeMs > 0 ? (this.postcopyBytes * 1000) / postcopyTimeMs : 0,
+      blocktimeMs: blocktime.perVcpu.reduce((a, b) => a + b, 0),
+      vcpuBlocktimeMs: blocktime.perVcpu,
+      overlappedBlocktimeMs: blocktime.overlapped,
+      faultLatencyUs: this.ring.latency.summary(),
+      faults: this.ring.latency.count,
+      asyncFaults: this.asyncFaults,
+      releasedCleanPages: this.releasedCleanPages,
+      guestRateDuringPostcopy:
+        this.postcopyEndedAt > 0
+          ? rate(this.startProgress, this.progressAtPostcopyEnd, postcopyTimeMs)
+          : null,
+      guestRateAfter:
+        vm.firstDoneAt > this.postcopyEndedAt
+          ? rate(
+              this.postcopyEndedAt > 0 ? this.progressAtPostcopyEnd : this.startProgress,
+              vm.progressAtFirstDone,
+              vm.firstDoneAt - (this.postcopyEndedAt > 0 ? this.postcopyEndedAt : vm.startedAt),
+            )
+          : null,
+      maxStallMs: vm.maxStallMs(),
+      checksums,
+    };
+  }
+}

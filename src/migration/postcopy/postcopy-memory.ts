@@ -1,0 +1,19 @@
+/**
+ * How the destination keeps the guest off pages it does not hold yet, and
+ * lets it on once they are installed: the fault mechanism of post-copy.
+ * KVM Userfault on guest_memfd (userfault-memory.ts) and userfaultfd on
+ * traditional memory, as QEMU does it, implement it.
+ */
+export interface PostcopyMemory {
+  readonly name: string;
+  /** Before any vCPU runs: every page of RAM is missing. */
+  arm(): void;
+  /** Install a received page (null: zeros) and wake whoever waits for it. Allocation-free. */
+  place(page: number, data: Buffer | null): void;
+  /** Pages already installed (pre-copied and clean): let the guest use them, copying nothing. */
+  releaseRun(first: number, count: number): void;
+  /** Asynchronous faults (not a vCPU exit): `onFault(page)` for each, until finish(). */
+  watchAsyncFaults(onFault: (page: number) => void): void;
+  /** Every page is in: turn the mechanism off and rebuild large mappings. */
+  finish(): void;
+}

@@ -1,0 +1,508 @@
+import { PAGE_SIZE } from "../host/host-memory.js";
+import type { Channel } from "./channel.js";
+import type { MigrationConfig, MigrationMode } from "./config.js";
+import { type Channels, closeChannels, connectChannels } from "./connect.js";
+import { DirtyLog } from "./dirty-log.js";
+import { encodeVcpuStates, type MigratableVm } from "./machine/migratable-vm.js";
+import { PageBitmap } from "./page-bitmap.js";
+import {
+  type MigrationProgress,
+  type MigrationStatus,
+  type SourceStats,
+  wallNowMs,
+} from "./stats.js";
+import {
+  messageName,
+  MigrationProtocolError,
+  MSG_COMPLETE,
+  MSG_PAGE_REQUEST,
+  MSG_PAGES,
+  MSG_POSTCOPY_DONE,
+  MSG_REFUSE,
+  MSG_RESUME,
+  MSG_ROUND_END,
+  MSG_RUNNING,
+  MSG_SETUP,
+  MSG_SETUP_ACK,
+  MSG_SWITCHOVER,
+} from "./wire/format.js";
+import {
+  decodeJson,
+  decodePageList,
+  decodeSections,
+  encodeJson,
+  encodeSections,
+  PageBatchWriter,
+} from "./wire/messages.js";
+
+export interface SourceOptions {
+  host: string;
+  port: number;
+  mode: MigrationMode;
+  /** Identifies this migration to the destination (and a resumed one as the same). */
+  migrationId?: string;
+  /** hybrid: switch to post-copy after this many pre-copy rounds (default 2). */
+  hybridRounds?: number;
+  /** precopy: stop and copy once a round leaves this few dirty pages (default 512, 2 MiB). */
+  convergedPages?: number;
+  /** precopy: stop and copy after this many rounds even if not converged (default 30). */
+  maxRounds?: number;
+  onProgress?: (progress: MigrationProgress) => void;
+  /** Called when the connection broke during post-copy and the source waits for a resume. */
+  onPaused?: (reason: Error) => void;
+}
+
+/** A migration that failed; `refused` when the destination said why. */
+export class MigrationError extends Error {
+  constructor(
+    message: string,
+    readonly refused = false,
+  ) {
+    super(message);
+    this.name = "MigrationError";
+  }
+}
+
+/** A channel broke: before switchover this fails the migration, in post-copy it pauses it. */
+class ConnectionBroken extends Error {}
+
+/** Bytes the main stream may hold queued in this process before the pusher waits. */
+const MAIN_BACKLOG_BYTES = 1 << 20;
+
+export interface SwitchoverHeader {
+  mode: MigrationMode;
+  postcopy: boolean;
+  stoppedAtWallMs: number;
+  rounds: number;
+}
+
+export interface RunningMessage {
+  startedAtWallMs: number;
+}
+
+/** The destination's first word after a reconnect; a bitmap of the pages it holds follows. */
+export interface ResumeMessage {
+  switchedOver: boolean;
+  /** When its vCPUs started (0 if they have not). */
+  startedAtWallMs: number;
+}
+
+/**
+ * The sending side of a migration (QEMU's migration thread with
+ * ram_save_*): setup, pre-copy rounds from the dirty log, switchover, and
+ * in post-copy a background pusher plus the answers to page requests on
+ * the preempt channel; recovery when the connection breaks in post-copy.
+ */
+export class MigrationSource {
+  private channels: Channels | null = null;
+  private status: MigrationStatus = "setup";
+  private readonly waiters = new Map<
+    number,
+    { resolve: (p: Buffer) => void; reject: (e: Error) => void }
+  >();
+  private readonly pages: number;
+  /** Pages the destination does not hold valid yet (to send in this phase). */
+  private readonly needed: PageBitmap;
+  private readonly dirtyLog: DirtyLog;
+  private readonly preemptBatch = new PageBatchWriter();
+  private readonly mainBatch = new PageBatchWriter();
+  private readonly migrationId: string;
+  private cursor = 0;
+  private switchoverFrame: Buffer | null = null;
+  private resumeWaiter: ((to: { host: string; port: number }) => void) | null = null;
+  private bytesOfClosedChannels = 0;
+  private pagesSent = 0;
+  private postcopyPages = 0;
+  private postcopyRequests = 0;
+  private recoveries = 0;
+  private round = 0;
+  private running: RunningMessage | null = null;
+
+  constructor(
+    private readonly vm: MigratableVm,
+    private readonly config: MigrationConfig,
+    private readonly options: SourceOptions,
+  ) {
+    this.pages = config.memBytes / PAGE_SIZE;
+    this.needed = new PageBitmap(this.pages);
+    this.dirtyLog = new DirtyLog(vm.vm, vm.region, this.pages);
+    this.migrationId =
+      options.migrationId ?? `${process.pid}-${Math.floor(wallNowMs()).toString(36)}`;
+  }
+
+  get currentStatus(): MigrationStatus {
+    return this.status;
+  }
+
+  /** The whole migration; resolves once the destination holds every page. */
+  async run(): Promise<SourceStats> {
+    const o = this.options;
+    const startedAt = performance.now();
+    const guestRateBefore = (this.vm.progress() * 1000) / (startedAt - this.vm.startedAt);
+    await this.connect(false);
+    this.send(
+      "main",
+      encodeJson(MSG_SETUP, { config: this.config, mode: o.mode, pages: this.pages }),
+    );
+    try {
+      await this.waitFor(MSG_SETUP_ACK);
+    } catch (error) {
+      this.abort();
+      throw error;
+    }
+    const setupTimeMs = performance.now() - startedAt;
+    let dirtyPageRate = 0;
+    let precopyMaxStall = 0;
+    let paused = false;
+    let stoppedAtWallMs = 0;
+    let postcopy = o.mode !== "precopy";
+    try {
+      if (o.mode === "postcopy") {
+        this.needed.setAll();
+      } else {
+        this.status = "active";
+        this.dirtyLog.start();
+        this.needed.setAll();
+        let previous = Infinity;
+        for (;;) {
+          this.round++;
+          const roundStart = performance.now();
+          await this.sendNeeded(this.channel("main"));
+          const dirty = this.dirtyLog.sync(this.needed);
+          dirtyPageRate = (dirty * 1000) / Math.max(1, performance.now() - roundStart);
+          this.send("main", encodeJson(MSG_ROUND_END, { round: this.round, dirtyPages: dirty }));
+          this.progress();
+          if (o.mode === "precopy") {
+            if (dirty <= (o.convergedPages ?? 512) || this.round >= (o.maxRounds ?? 30)) break;
+          } else if (this.round >= (o.hybridRounds ?? 2) || dirty > 0.9 * previous) {
+            // Hybrid: enough rounds, or pre-copy stopped converging.
+            break;
+          }
+          previous = dirty;
+        }
+      }
+      // Switchover: stop the vCPUs, the final dirty bitmap, device state.
+      this.status = "device";
+      precopyMaxStall = this.vm.maxStallMs();
+      const saved = await this.vm.pause();
+      paused = true;
+      stoppedAtWallMs = wallNowMs();
+      this.dirtyLog.sync(this.needed);
+      this.dirtyLog.stop();
+      if (o.mode === "precopy") await this.sendNeeded(this.channel("main"));
+      postcopy = this.needed.count() > 0;
+      const header: SwitchoverHeader = {
+        mode: o.mode,
+        postcopy,
+        stoppedAtWallMs,
+        rounds: this.round,
+      };
+      this.switchoverFrame = encodeSections(MSG_SWITCHOVER, [
+        Buffer.from(JSON.stringify(header)),
+        this.needed.toBytes(),
+        encodeVcpuStates(saved),
+      ]);
+      this.send("main", this.switchoverFrame);
+      if (postcopy) this.status = "postcopy-active";
+      this.progress();
+    } catch (error) {
+      if (!postcopy || this.switchoverFrame === null) {
+        // Before the destination could run the guest: the source VM runs on.
+        this.abort();
+        if (paused) this.vm.resume();
+        throw error instanceof ConnectionBroken
+          ? new MigrationError(`migration failed before switchover: ${error.message}`)
+          : error;
+      }
+      throw error;
+    }
+    if (!postcopy) {
+      try {
+        this.running = decodeJson<RunningMessage>(await this.waitFor(MSG_RUNNING), "RUNNING");
+      } catch (error) {
+        this.abort();
+        this.vm.resume();
+        throw error instanceof ConnectionBroken
+          ? new MigrationError(`migration failed at switchover: ${error.message}`)
+          : error;
+      }
+    } else {
+      await this.postcopy();
+    }
+    const running = this.running;
+    this.status = "completed";
+    const channels = this.channels;
+    this.send("main", encodeJson(MSG_COMPLETE, {}));
+    const transferredBytes = this.transferredBytes();
+    if (channels) {
+      await channels.main.end();
+      closeChannels(channels, null);
+    }
+    return {
+      status: this.status,
+      mode: o.mode,
+      totalTimeMs: performance.now() - startedAt,
+      downtimeMs: running ? Math.max(0, running.startedAtWallMs - stoppedAtWallMs) : 0,
+      setupTimeMs,
+      transferredBytes,
+      precopyRounds: this.round,
+      dirtyPageRate,
+      postcopyRequests: this.postcopyRequests,
+      pagesSent: this.pagesSent,
+      postcopyPages: this.postcopyPages,
+      recoveries: this.recoveries,
+      guestRateBefore,
+      maxStallMs: precopyMaxStall,
+    };
+  }
+
+  /** After a break in post-copy: reconnect (to the same or another address) and carry on. */
+  resume(host: string, port: number): boolean {
+    if (this.resumeWaiter === null) return false;
+    const waiter = this.resumeWaiter;
+    this.resumeWaiter = null;
+    waiter({ host, port });
+    return true;
+  }
+
+  get waitingForResume(): boolean {
+    return this.resumeWaiter !== null;
+  }
+
+  // ------------------------------------------------------------------ post-copy
+
+  private async postcopy(): Promise<void> {
+    for (;;) {
+      if (this.running === null) {
+        this.waitFor(MSG_RUNNING).then(
+          (payload) => (this.running = decodeJson<RunningMessage>(payload, "RUNNING")),
+          () => undefined,
+        );
+      }
+      const done = this.waitFor(MSG_POSTCOPY_DONE);
+      try {
+        await Promise.all([this.push(), done]);
+        return;
+      } catch (error) {
+        done.catch(() => undefined);
+        if (!(error instanceof ConnectionBroken)) throw error;
+      }
+      // Paused: keep every page and the state; wait for `migrate send --resume`.
+      for (;;) {
+        this.status = "postcopy-paused";
+        this.bytesOfClosedChannels += this.channelBytes();
+        closeChannels(this.channels, null);
+        this.channels = null;
+        const to = await new Promise<{ host: string; port: number }>((resolve) => {
+          this.resumeWaiter = resolve;
+          this.options.onPaused?.(new Error("connection to the destination lost"));
+        });
+        this.status = "postcopy-recover";
+        try {
+          await this.reconnect(to.host, to.port);
+          break;
+        } catch (error) {
+          if (error instanceof MigrationError) throw error;
+          // Still paused: another resume may succeed.
+        }
+      }
+      this.recoveries++;
+      this.status = "postcopy-active";
+    }
+  }
+
+  private async reconnect(host: string, port: number): Promise<void> {
+    this.options.host = host;
+    this.options.port = port;
+    await this.connect(true);
+    const sections = decodeSections(await this.waitFor(MSG_RESUME), "RESUME");
+    const info = JSON.parse(sections[0].toString()) as ResumeMessage;
+    if (info.startedAtWallMs > 0) this.running ??= { startedAtWallMs: info.startedAtWallMs };
+    if (!info.switchedOver) {
+      // The destination never got the switchover: everything it lacks is still needed.
+      this.send("main", this.switchoverFrame!);
+      return;
+    }
+    // Whatever was in flight when the connection broke is sent again.
+    const received = PageBitmap.fromBytes(this.pages, sections[1]);
+    this.needed.setAll();
+    this.needed.andNot(received);
+    this.cursor = 0;
+  }
+
+  /** The background pusher: every needed page on the main stream, from near the last request on. */
+  private async push(): Promise<void> {
+    const main = this.channel("main");
+    let sinceYield = 0;
+    for (;;) {
+      if (main.isClosed) throw new ConnectionBroken("main channel closed");
+      if (main.backlog > MAIN_BACKLOG_BYTES) {
+        await main.drained();
+        sinceYield = 0;
+        continue;
+      }
+      const page = this.needed.nextSet(this.cursor);
+      if (page < 0) break;
+      this.cursor = page + 1;
+      this.needed.clear(page);
+      this.addPage(this.mainBatch, page);
+      this.postcopyPages++;
+      if (this.mainBatch.full) {
+        main.send(this.mainBatch.take(MSG_PAGES));
+        // Let requests in between batches: they must not wait behind the pusher.
+        if (++sinceYield >= 4) {
+          sinceYield = 0;
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
+      }
+    }
+    if (this.mainBatch.count > 0) main.send(this.mainBatch.take(MSG_PAGES));
+    this.progress();
+  }
+
+  /** Page requests from the return path: answered at once on the preempt channel. */
+  private serveRequests(payload: Buffer): void {
+    const pages = decodePageList(payload);
+    const preempt = this.channel("preempt");
+    this.postcopyRequests += pages.length;
+    for (const page of pages) {
+      if (page >= this.pages) throw new MigrationProtocolError(`page request for page ${page}`);
+      // Sent even when the pusher sent it already: that copy may still sit
+      // behind bulk data, and the destination drops whichever comes second.
+      if (this.needed.test(page)) {
+        this.needed.clear(page);
+        this.postcopyPages++;
+      }
+      this.addPage(this.preemptBatch, page);
+      if (this.preemptBatch.full) preempt.send(this.preemptBatch.take(MSG_PAGES));
+      // The pusher goes on from here: the guest is likely to want the neighbours next.
+      this.cursor = page + 1;
+    }
+    if (this.preemptBatch.count > 0) preempt.send(this.preemptBatch.take(MSG_PAGES));
+  }
+
+  // ------------------------------------------------------------------ pages
+
+  private addPage(batch: PageBatchWriter, page: number): void {
+    if (this.vm.pages.copyOut(page, batch.nextDataSlot())) batch.addPage(page);
+    else batch.addZeroPage(page);
+    this.pagesSent++;
+  }
+
+  /** Send every needed page (clearing it) on `channel`, with backpressure. */
+  private async sendNeeded(channel: Channel): Promise<void> {
+    let page = this.needed.nextSet(0);
+    let last = -1;
+    while (page >= 0 && page > last) {
+      if (channel.isClosed) throw new ConnectionBroken(`${channel.name} closed`);
+      last = page;
+      this.needed.clear(page);
+      this.addPage(this.mainBatch, page);
+      if (this.mainBatch.full) {
+        channel.send(this.mainBatch.take(MSG_PAGES));
+        if (channel.backlog > MAIN_BACKLOG_BYTES) {
+          this.progress();
+          await channel.drained();
+        }
+      }
+      page = this.needed.nextSet(page + 1);
+    }
+    if (this.mainBatch.count > 0) channel.send(this.mainBatch.take(MSG_PAGES));
+    await channel.drained();
+    if (channel.isClosed) throw new ConnectionBroken(`${channel.name} closed`);
+  }
+
+  // ------------------------------------------------------------------ channels
+
+  private async connect(resume: boolean): Promise<void> {
+    const channels = await connectChannels(
+      this.options.host,
+      this.options.port,
+      this.migrationId,
+      resume,
+    );
+    this.channels = channels;
+    for (const channel of Object.values(channels)) {
+      channel.onFrame = (type, payload) => this.onMessage(type, payload);
+      channel.onClose = (reason) => {
+        if (this.channels !== channels) return;
+        this.broken(reason ?? new Error(`${channel.name}: the destination closed the connection`));
+      };
+    }
+  }
+
+  private channel(name: keyof Channels): Channel {
+    if (!this.channels) throw new ConnectionBroken("not connected");
+    return this.channels[name];
+  }
+
+  private send(name: keyof Channels, frame: Buffer): void {
+    this.channel(name).send(frame);
+  }
+
+  private onMessage(type: number, payload: Buffer): void {
+    if (type === MSG_PAGE_REQUEST) {
+      this.serveRequests(payload);
+      return;
+    }
+    if (type === MSG_REFUSE) {
+      const { reason } = decodeJson<{ reason: string }>(payload, "REFUSE");
+      this.fail(new MigrationError(`the destination refused the migration: ${reason}`, true));
+      return;
+    }
+    const waiter = this.waiters.get(type);
+    if (!waiter) {
+      throw new MigrationProtocolError(`unexpected ${messageName(type)} from the destination`);
+    }
+    this.waiters.delete(type);
+    waiter.resolve(Buffer.from(payload));
+  }
+
+  private waitFor(type: number): Promise<Buffer> {
+    return new Promise((resolve, reject) => this.waiters.set(type, { resolve, reject }));
+  }
+
+  private broken(reason: Error): void {
+    const error =
+      reason instanceof MigrationProtocolError
+        ? new MigrationError(reason.message)
+        : new ConnectionBroken(reason.message);
+    this.fail(error);
+  }
+
+  private fail(error: Error): void {
+    const waiters = [...this.waiters.values()];
+    this.waiters.clear();
+    for (const w of waiters) w.reject(error);
+    if (error instanceof MigrationError) closeChannels(this.channels, null);
+  }
+
+  /** Give up before switchover: dirty logging off, connections closed. */
+  private abort(): void {
+    this.status = "failed";
+    this.dirtyLog.stop();
+    const channels = this.channels;
+    this.channels = null;
+    closeChannels(channels, null);
+  }
+
+  private channelBytes(): number {
+    if (!this.channels) return 0;
+    return Object.values(this.channels).reduce((sum, c) => sum + c.bytesSent, 0);
+  }
+
+  private transferredBytes(): number {
+    return this.bytesOfClosedChannels + this.channelBytes();
+  }
+
+  private progress(): void {
+    this.options.onProgress?.({
+      status: this.status,
+      round: this.round,
+      pagesSent: this.pagesSent,
+      pagesTotal: this.pages,
+      remaining: this.needed.count(),
+      transferredBytes: this.transferredBytes(),
+    });
+  }
+}
