@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
  */
 const SOURCE_DIR = new URL("../../../src/guests/", import.meta.url);
 
-export type BundledGuest = "cpu-workload" | "demo";
+export type BundledGuest = "cpu-workload" | "demo" | "memstress";
 
 export function bundledGuestPath(name: BundledGuest): string {
   return fileURLToPath(new URL(`${name}.s`, SOURCE_DIR));
