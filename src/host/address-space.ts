@@ -883,6 +883,24 @@ export class AddressSpace {
     return found.sort((a, b) => a.start - b.start);
   }
 
+  /**
+   * For the resolving ioctls (UFFDIO_COPY, ZEROPAGE, CONTINUE): the
+   * registration mode of the mapping that holds all of [hva, hva + length)
+   * inside its registered range, 0 when there is none (ENOENT). Leaves that
+   * mapping this thread's cached one, so `pageSizeAt(hva)` is then a few
+   * loads. Allocates nothing.
+   */
+  userfaultRangeMode(hva: number, length: number): number {
+    const s = this.find(hva);
+    if (s < 0) return 0;
+    const i32 = this.i32;
+    const mode = Atomics.load(i32, s + M_UFFD_MODE);
+    const first = this.cStart + i32[s + M_UFFD_FIRST] * PAGE_SIZE;
+    const end = this.cStart + i32[s + M_UFFD_END] * PAGE_SIZE;
+    if (mode === 0 || hva < first || hva + length > end) return 0;
+    return Atomics.load(i32, s + M_GEN) === this.cGen ? mode : 0;
+  }
+
   /** Unregister every range registered for userfaultfd `context` (its file is being released). */
   clearUserfaultContext(context: number): void {
     const i32 = this.i32;

@@ -68,7 +68,8 @@ import {
  *   address is page aligned (the mapping's page) unless
  *   UFFD_FEATURE_EXACT_ADDRESS; `ptid` is the faulting thread's id
  *   (`gettid()`), with UFFD_FEATURE_THREAD_ID, else 0. `readAsync` is the
- *   same for the main thread without blocking its event loop.
+ *   same for the main thread without blocking its event loop; `readInto`
+ *   fills the caller's object, for reader loops that allocate nothing.
  * - `copy` / `zeropage` / `continue` resolve [dst, dst + len): they return
  *   the bytes done (also written to the argument's `copy` / `zeropage` /
  *   `mapped` field, as the ioctls do) and wake the range unless
@@ -77,13 +78,21 @@ import {
  *   modes (ZEROPAGE on huge pages, CONTINUE on private memory, WP without a
  *   WP registration), EFAULT when CONTINUE finds no page in the file. When
  *   some pages were done before an error, the count is returned in the
- *   field and the call fails with EAGAIN (retry from there), as in Linux.
+ *   field and the call fails with EAGAIN (retry from there), as in Linux;
+ *   when the first page fails, the field holds the negated errno (-17 for
+ *   EEXIST). Resolving allocates nothing but the pages.
  * - `wake` wakes a range without resolving it (after DONTWAKE resolutions).
  * - `writeProtect` ({start, len, mode: UFFDIO_WRITEPROTECT_MODE_WP or 0})
  *   sets or clears write protection on present pages of a WP-registered
  *   range (ENOENT otherwise); clearing wakes the range unless DONTWAKE.
  * - Closing the last descriptor releases the context: its ranges behave as
- *   unregistered and every sleeping fault is woken and retried.
+ *   unregistered and every sleeping fault is woken and retried. A thread
+ *   blocked in `read` or `poll` holds a reference (as fdget does), so the
+ *   release waits for it; readers that must stop use O_NONBLOCK and a
+ *   poll timeout.
+ * - The main thread may take faults too (the VMM touching its own memory),
+ *   but it then sleeps in Atomics.wait like any thread: only a reader on
+ *   another thread can resolve such a fault, never `readAsync`.
  *
  * Not modelled: the non-cooperative events (fork, remap, remove, unmap) and
  * so the EAGAIN of a changing mm, UFFDIO_MOVE and UFFDIO_POISON,
@@ -234,12 +243,33 @@ setUserfaultHandler((space, slot, gen, hva, reason, flags) =>
   space.host.userfaultfds.handleFault(space, slot, gen, hva, reason, flags),
 );
 
+// U_STATE: waiting for UFFDIO_API, in the middle of it, running.
+const STATE_WAIT_API = 0;
+const STATE_SETUP = 1;
+const STATE_RUNNING = 2;
+
+/** Linux errno numbers, for the negative counts the resolving ioctls write back on failure. */
+const ERRNO_NUMBER: Partial<Record<string, number>> = {
+  ENOENT: 2,
+  EAGAIN: 11,
+  ENOMEM: 12,
+  EFAULT: 14,
+  EEXIST: 17,
+  EINVAL: 22,
+  ENOSPC: 28,
+};
+
 // Words of the shared root: the registration lock (mmap_write_lock for register/unregister/release).
 const ROOT_LOCK = 0;
 const ROOT_BYTES = 64;
 
 function hex(value: number): string {
   return `0x${value.toString(16)}`;
+}
+
+/** The negative errno an ioctl writes into its count field when it fails at once. */
+function errnoCount(error: unknown): number {
+  return error instanceof ErrnoError ? -(ERRNO_NUMBER[error.errno] ?? 22) : 0;
 }
 
 /** validate_range(): page aligned, non-empty, inside user space. */
@@ -299,10 +329,13 @@ export class Userfaultfds {
         fail("EINVAL", `unsupported features ${hex(features)}`);
       }
       const i32 = this.i32;
-      i32[(ctx >> 2) + U_FEATURES] = features;
-      if (Atomics.compareExchange(i32, (ctx >> 2) + U_STATE, 0, 1) !== 0) {
+      // Claim the handshake before writing the features: a second (or a
+      // concurrent) UFFDIO_API fails without touching the first one's.
+      if (Atomics.compareExchange(i32, (ctx >> 2) + U_STATE, STATE_WAIT_API, STATE_SETUP) !== 0) {
         fail("EINVAL", "UFFDIO_API was already done");
       }
+      i32[(ctx >> 2) + U_FEATURES] = features;
+      Atomics.store(i32, (ctx >> 2) + U_STATE, STATE_RUNNING);
       return { api: UFFD_API, features: UFFD_API_FEATURES, ioctls: UFFD_API_IOCTLS };
     });
   }
@@ -404,15 +437,24 @@ export class Userfaultfds {
    * (Atomics.wait) until there is one, or fails with EAGAIN when O_NONBLOCK.
    */
   read(fd: number): UffdMsg {
-    return this.with(fd, true, (ctx) => {
+    return this.readInto(fd, { event: 0, flags: 0, address: 0, ptid: 0 });
+  }
+
+  /** `read` into `out` (allocates nothing: for reader loops); returns `out`. */
+  readInto(fd: number, out: UffdMsg): UffdMsg {
+    const ctx = this.host.files.get(fd, FILE_USERFAULTFD);
+    try {
+      this.checkReady(ctx);
       for (;;) {
-        if (this.queue.take(ctx, this.taken, this.seq)) return this.message();
+        if (this.queue.take(ctx, this.taken, this.seq)) return this.message(out);
         if ((this.i32[(ctx >> 2) + U_FLAGS] & O_NONBLOCK) !== 0) {
           fail("EAGAIN", `userfaultfd ${fd} has no message`);
         }
         Atomics.wait(this.i32, (ctx >> 2) + U_READ_SEQ, this.seq[0]);
       }
-    });
+    } finally {
+      putFile(this.host, ctx);
+    }
   }
 
   /** `read` for the main thread: waits with Atomics.waitAsync instead of blocking. */
@@ -421,7 +463,9 @@ export class Userfaultfds {
     try {
       this.checkReady(ctx);
       for (;;) {
-        if (this.queue.take(ctx, this.taken, this.seq)) return this.message();
+        if (this.queue.take(ctx, this.taken, this.seq)) {
+          return this.message({ event: 0, flags: 0, address: 0, ptid: 0 });
+        }
         if ((this.i32[(ctx >> 2) + U_FLAGS] & O_NONBLOCK) !== 0) {
           fail("EAGAIN", `userfaultfd ${fd} has no message`);
         }
@@ -441,7 +485,7 @@ export class Userfaultfds {
     return this.with(fd, false, (ctx) => {
       const i32 = this.i32;
       const c = ctx >> 2;
-      if (Atomics.load(i32, c + U_STATE) === 0) return POLLERR;
+      if (Atomics.load(i32, c + U_STATE) !== STATE_RUNNING) return POLLERR;
       const deadline = timeoutMs < 0 ? Infinity : Date.now() + timeoutMs;
       for (;;) {
         const seq = Atomics.load(i32, c + U_READ_SEQ);
@@ -455,50 +499,84 @@ export class Userfaultfds {
 
   /** UFFDIO_COPY: copy whole pages from `src` into [dst, dst + len). */
   copy(fd: number, args: UffdioCopy): number {
-    if ((args.mode & ~(UFFDIO_COPY_MODE_DONTWAKE | UFFDIO_COPY_MODE_WP)) !== 0) {
-      fail("EINVAL", `bad copy mode ${args.mode}`);
+    const { dst, len, mode } = args;
+    if (
+      !Number.isInteger(mode) ||
+      (mode & ~(UFFDIO_COPY_MODE_DONTWAKE | UFFDIO_COPY_MODE_WP)) !== 0
+    ) {
+      fail("EINVAL", `bad copy mode ${mode}`);
     }
     const srcOffset = args.srcOffset ?? 0;
-    if (!(srcOffset >= 0) || args.src.length - srcOffset < args.len) {
-      fail("EFAULT", `the source holds fewer than ${args.len} bytes`);
+    if (!(Number.isInteger(srcOffset) && srcOffset >= 0) || args.src.length - srcOffset < len) {
+      fail("EFAULT", `the source holds fewer than ${len} bytes`);
     }
-    const wp = (args.mode & UFFDIO_COPY_MODE_WP) !== 0;
-    const done = this.mfill(fd, args.dst, args.len, MFILL_COPY, wp, args.src, srcOffset, (n) => {
-      args.copy = n;
-    });
-    return this.finish(fd, args.dst, args.len, done, (args.mode & UFFDIO_COPY_MODE_DONTWAKE) !== 0);
+    const op = MFILL_COPY | ((mode & UFFDIO_COPY_MODE_WP) !== 0 ? MFILL_WP : 0);
+    const ctx = this.host.files.get(fd, FILE_USERFAULTFD);
+    try {
+      args.copy = 0;
+      const done = this.fill(ctx, dst, len, op, args.src, srcOffset);
+      args.copy = done;
+      return this.finish(ctx, dst, len, done, (mode & UFFDIO_COPY_MODE_DONTWAKE) !== 0);
+    } catch (error) {
+      if (args.copy === 0) args.copy = errnoCount(error);
+      throw error;
+    } finally {
+      putFile(this.host, ctx);
+    }
   }
 
   /** UFFDIO_ZEROPAGE: zeroed pages into [dst, dst + len) (not on huge pages). */
   zeropage(fd: number, args: UffdioZeropage): number {
-    if ((args.mode & ~UFFDIO_ZEROPAGE_MODE_DONTWAKE) !== 0) {
-      fail("EINVAL", `bad zeropage mode ${args.mode}`);
+    const { dst, len, mode } = args;
+    if (!Number.isInteger(mode) || (mode & ~UFFDIO_ZEROPAGE_MODE_DONTWAKE) !== 0) {
+      fail("EINVAL", `bad zeropage mode ${mode}`);
     }
-    const done = this.mfill(fd, args.dst, args.len, MFILL_ZEROPAGE, false, null, 0, (n) => {
-      args.zeropage = n;
-    });
-    return this.finish(fd, args.dst, args.len, done, args.mode !== 0);
+    const ctx = this.host.files.get(fd, FILE_USERFAULTFD);
+    try {
+      args.zeropage = 0;
+      const done = this.fill(ctx, dst, len, MFILL_ZEROPAGE, null, 0);
+      args.zeropage = done;
+      return this.finish(ctx, dst, len, done, mode !== 0);
+    } catch (error) {
+      if (args.zeropage === 0) args.zeropage = errnoCount(error);
+      throw error;
+    } finally {
+      putFile(this.host, ctx);
+    }
   }
 
   /** UFFDIO_CONTINUE: map the pages the file already has over [start, start + len) (MINOR faults). */
   continue(fd: number, args: UffdioContinue): number {
-    if ((args.mode & ~(UFFDIO_CONTINUE_MODE_DONTWAKE | UFFDIO_CONTINUE_MODE_WP)) !== 0) {
-      fail("EINVAL", `bad continue mode ${args.mode}`);
+    const { start, len, mode } = args;
+    const known = UFFDIO_CONTINUE_MODE_DONTWAKE | UFFDIO_CONTINUE_MODE_WP;
+    if (!Number.isInteger(mode) || (mode & ~known) !== 0) {
+      fail("EINVAL", `bad continue mode ${mode}`);
     }
-    const wp = (args.mode & UFFDIO_CONTINUE_MODE_WP) !== 0;
-    const done = this.mfill(fd, args.start, args.len, MFILL_CONTINUE, wp, null, 0, (n) => {
-      args.mapped = n;
-    });
-    const dontwake = (args.mode & UFFDIO_CONTINUE_MODE_DONTWAKE) !== 0;
-    return this.finish(fd, args.start, args.len, done, dontwake);
+    const op = MFILL_CONTINUE | ((mode & UFFDIO_CONTINUE_MODE_WP) !== 0 ? MFILL_WP : 0);
+    const ctx = this.host.files.get(fd, FILE_USERFAULTFD);
+    try {
+      args.mapped = 0;
+      const done = this.fill(ctx, start, len, op, null, 0);
+      args.mapped = done;
+      return this.finish(ctx, start, len, done, (mode & UFFDIO_CONTINUE_MODE_DONTWAKE) !== 0);
+    } catch (error) {
+      if (args.mapped === 0) args.mapped = errnoCount(error);
+      throw error;
+    } finally {
+      putFile(this.host, ctx);
+    }
   }
 
   /** UFFDIO_WAKE: wake the faults waiting in the range, resolved or not. */
   wake(fd: number, args: UffdioRange): void {
-    this.with(fd, true, (ctx) => {
+    const ctx = this.host.files.get(fd, FILE_USERFAULTFD);
+    try {
+      this.checkReady(ctx);
       validateRange(args.start, args.len);
       this.queue.wake(ctx, args.start, args.len);
-    });
+    } finally {
+      putFile(this.host, ctx);
+    }
   }
 
   /** UFFDIO_WRITEPROTECT: protect (mode WP) or unprotect the present pages of a WP-registered range. */
@@ -602,64 +680,53 @@ export class Userfaultfds {
 
   /**
    * The page-by-page loop of mfill_atomic over a range that must lie in one
-   * registered mapping; reports the bytes done through `report` (also on
-   * failure) and returns them. An error after some pages is returned as a
-   * short count; an error on the first page is thrown.
+   * registered mapping: the bytes done. An error on the first page is
+   * thrown; one after some pages ends the loop with a short count.
+   * Allocates nothing on success.
    */
-  private mfill(
-    fd: number,
+  private fill(
+    ctx: number,
     dst: number,
     len: number,
-    operation: number,
-    wp: boolean,
+    op: number,
     src: Uint8Array | null,
     srcOffset: number,
-    report: (bytes: number) => void,
   ): number {
-    report(0);
-    return this.with(fd, true, () => {
-      validateRange(dst, len);
-      const m = this.registeredMapping(dst, len);
-      const pageSize = m.pageSize;
-      if (pageSize > PAGE_SIZE) {
-        if (operation === MFILL_ZEROPAGE) fail("EINVAL", "ZEROPAGE on huge pages");
-        if (dst % pageSize !== 0 || len % pageSize !== 0) {
-          fail("EINVAL", `range not aligned to ${pageSize}-byte pages`);
-        }
+    this.checkReady(ctx);
+    validateRange(dst, len);
+    const mm = this.host.mm;
+    const registered = mm.userfaultRangeMode(dst, len);
+    if (registered === 0) {
+      fail("ENOENT", `${hex(dst)} + ${len} is not inside one registered mapping`);
+    }
+    const pageSize = mm.pageSizeAt(dst);
+    const kind = op & 0xff;
+    if (pageSize > PAGE_SIZE) {
+      if (kind === MFILL_ZEROPAGE) fail("EINVAL", "ZEROPAGE on huge pages");
+      if (dst % pageSize !== 0 || len % pageSize !== 0) {
+        fail("EINVAL", `range not aligned to ${pageSize}-byte pages`);
       }
-      if (wp && (m.uffdMode & UFFD_WP) === 0)
-        fail("EINVAL", "WP mode on a range not registered WP");
-      const op = operation | (wp ? MFILL_WP : 0);
-      let done = 0;
-      for (; done < len; done += pageSize) {
-        try {
-          this.host.mm.mfill(dst + done, op, src, srcOffset + done);
-        } catch (error) {
-          if (done === 0 || !(error instanceof ErrnoError)) throw error;
-          break;
-        }
-        report(done + pageSize);
+    }
+    if ((op & MFILL_WP) !== 0 && (registered & UFFD_WP) === 0) {
+      fail("EINVAL", "WP mode on a range not registered WP");
+    }
+    let done = 0;
+    for (; done < len; done += pageSize) {
+      try {
+        mm.mfill(dst + done, op, src, srcOffset + done);
+      } catch (error) {
+        if (done === 0 || !(error instanceof ErrnoError)) throw error;
+        break;
       }
-      return done;
-    });
-  }
-
-  /** Wake what was resolved unless DONTWAKE; a short count is EAGAIN (the count is in the args). */
-  private finish(fd: number, dst: number, len: number, done: number, dontwake: boolean): number {
-    if (!dontwake) this.with(fd, true, (ctx) => this.queue.wake(ctx, dst, done));
-    if (done !== len) fail("EAGAIN", `resolved ${done} of ${len} bytes at ${hex(dst)}`);
+    }
     return done;
   }
 
-  /** The mapping holding all of [dst, dst + len) inside its registered range; ENOENT otherwise. */
-  private registeredMapping(dst: number, len: number): UserfaultMappingInfo {
-    const m = this.host.mm.mappingsIn(dst, dst + 1)[0];
-    if (m === undefined) fail("ENOENT", `${hex(dst)} is not mapped`);
-    if (dst + len > m.start + m.length) fail("ENOENT", "range runs past the mapping");
-    if (m.uffdMode === 0 || dst < m.uffdStart || dst + len > m.uffdEnd) {
-      fail("ENOENT", `${hex(dst)} + ${len} is not registered with userfaultfd`);
-    }
-    return m;
+  /** Wake what was resolved unless DONTWAKE; a short count is EAGAIN (the count is in the args). */
+  private finish(ctx: number, dst: number, len: number, done: number, dontwake: boolean): number {
+    if (!dontwake) this.queue.wake(ctx, dst, done);
+    if (done !== len) fail("EAGAIN", `resolved ${done} of ${len} bytes at ${hex(dst)}`);
+    return done;
   }
 
   /**
@@ -680,13 +747,17 @@ export class Userfaultfds {
     fail("EINVAL", `${hex(m.start)} already has a registered range (one per mapping is modelled)`);
   }
 
-  private message(): UffdMsg {
+  private message(out: UffdMsg): UffdMsg {
     const t = this.taken;
-    return { event: UFFD_EVENT_PAGEFAULT, flags: t.flags, address: t.address, ptid: t.ptid };
+    out.event = UFFD_EVENT_PAGEFAULT;
+    out.flags = t.flags;
+    out.address = t.address;
+    out.ptid = t.ptid;
+    return out;
   }
 
   private checkReady(ctx: number): void {
-    if (Atomics.load(this.i32, (ctx >> 2) + U_STATE) === 0) {
+    if (Atomics.load(this.i32, (ctx >> 2) + U_STATE) !== STATE_RUNNING) {
       fail("EINVAL", "userfaultfd needs the UFFDIO_API handshake first");
     }
   }
