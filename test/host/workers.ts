@@ -8,16 +8,17 @@ export class HostWorkers {
   readonly controlWords = new Int32Array(this.control);
   readonly workers: Worker[];
 
-  constructor(host: Host, count: number) {
+  /** `script`: the worker module (host-worker.js unless another one, such as uffd-worker.js). */
+  constructor(host: Host, count: number, script = "./host-worker.js") {
     const setup: WorkerSetup = { share: host.share(), control: this.control, workers: count };
     this.workers = Array.from(
       { length: count },
-      () => new Worker(new URL("./host-worker.js", import.meta.url), { workerData: setup }),
+      () => new Worker(new URL(script, import.meta.url), { workerData: setup }),
     );
   }
 
   /** Send `order` to worker `index` and wait for its reply. */
-  ask<T>(index: number, order: Order): Promise<T> {
+  ask<T, O extends object = Order>(index: number, order: O): Promise<T> {
     const worker = this.workers[index];
     return new Promise<T>((resolve, reject) => {
       const onError = (error: Error) => reject(error);
