@@ -33,10 +33,10 @@ export class Channel {
   };
 
   constructor(
-    public name: string,
+    private channelName: string,
     readonly socket: Socket,
   ) {
-    this.decoder = new FrameDecoder(name);
+    this.decoder = new FrameDecoder(channelName);
     socket.setNoDelay(true);
     socket.on("data", (chunk: Buffer) => {
       this.bytesReceived += chunk.length;
@@ -62,6 +62,16 @@ export class Channel {
     });
     socket.on("error", (error) => this.close(error));
     socket.on("close", () => this.close(new Error(`${this.name}: connection closed`)));
+  }
+
+  /** What errors call this connection ("main channel" once its HELLO says so). */
+  get name(): string {
+    return this.channelName;
+  }
+
+  set name(name: string) {
+    this.channelName = name;
+    this.decoder.what = name;
   }
 
   get isClosed(): boolean {

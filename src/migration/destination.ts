@@ -180,6 +180,10 @@ export class MigrationDestination {
     } else if (hello.migration !== this.migrationId) {
       return refuse(`busy with migration ${this.migrationId}`);
     } else if (hello.resume) {
+      if (this.status === "postcopy-active") {
+        // The source saw the connection break before this side did.
+        this.pause("the source reconnected");
+      }
       if (this.status !== "postcopy-paused" && this.status !== "postcopy-recover") {
         return refuse(`migration ${hello.migration} is ${this.status}, not paused`);
       }
@@ -207,19 +211,22 @@ export class MigrationDestination {
   private onChannelClosed(channel: Channel, reason: Error | null): void {
     if (this.status === "completed" || this.status === "failed") return;
     const why = reason?.message ?? `${channel.name} closed`;
-    if (this.switchedOver && this.status !== "postcopy-paused") {
-      // Post-copy: keep every page and the running guest; wait for the source to come back.
-      this.status = "postcopy-paused";
-      this.options.onNote?.(`post-copy paused (${why}); waiting for the source to resume`);
-      this.closeChannels();
+    if (this.switchedOver) {
+      if (this.status === "postcopy-active" || this.status === "postcopy-recover") this.pause(why);
       return;
     }
-    if (this.switchedOver) return;
     if (reason instanceof MigrationProtocolError) {
       this.fail(new MigrationError(`incoming migration refused: ${reason.message}`, true));
     } else {
       this.fail(new MigrationError(`incoming migration failed: ${why}`));
     }
+  }
+
+  /** Post-copy: keep every page and the running guest; wait for the source to come back. */
+  private pause(why: string): void {
+    this.status = "postcopy-paused";
+    this.options.onNote?.(`post-copy paused (${why}); waiting for the source to resume`);
+    this.closeChannels();
   }
 
   private closeChannels(): void {

@@ -34,7 +34,7 @@ export class FrameDecoder {
   /** Bytes of complete frames decoded so far (the stream position of the next frame). */
   bytesDecoded = 0;
 
-  constructor(private readonly what = "migration stream") {}
+  constructor(public what = "migration stream") {}
 
   /** Feed received bytes; calls `onFrame` for each frame they complete. */
   push(chunk: Buffer, onFrame: FrameHandler): void {

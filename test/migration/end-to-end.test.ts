@@ -1,0 +1,52 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { migrateLocally } from "../../src/migration/local-pair.js";
+import { CLI, vmArgs } from "./support.js";
+
+/**
+ * Two real processes on loopback: the source boots the dirtier guest on
+ * four vCPUs (each writing its part of RAM and a running checksum of what
+ * it reads back), lets it run, and migrates it while it runs; the
+ * destination runs it to the end and compares its checksums with those the
+ * same guest computes without migration (--verify).
+ */
+describe("migration end to end, two processes over loopback TCP", () => {
+  for (const hugepages of ["4K", "2M"]) {
+    for (const mode of ["precopy", "postcopy", "hybrid"]) {
+      test(
+        `${mode}, ${hugepages} pages: the guest's checksums come out as without migration`,
+        { timeout: 90_000 },
+        async () => {
+          const run = await migrateLocally({
+            cli: CLI,
+            vmArgs: vmArgs({ hugepages }),
+            listenArgs: ["--verify"],
+            sendArgs: ["--mode", mode, "--warmup", "100"],
+            timeoutMs: 80_000,
+          });
+          const result = run.destination.event("result");
+          assert.equal(run.destinationCode, 0, run.destination.stderr);
+          assert.equal(run.sourceCode, 0, run.source.stderr);
+          assert.ok(result, run.destination.stderr);
+          assert.equal(result.verified, true, JSON.stringify(result));
+          const source = run.source.event("result")!.stats as Record<string, number>;
+          assert.equal(source.status as unknown, "completed");
+          const dest = result.stats as Record<string, number>;
+          if (mode === "precopy") {
+            assert.ok(source.precopyRounds >= 1);
+            assert.equal(dest.postcopyBytes, 0);
+          } else if (mode === "postcopy") {
+            assert.equal(source.precopyRounds, 0);
+            assert.ok(dest.postcopyBytes > 0);
+          } else {
+            assert.ok(source.precopyRounds >= 1);
+          }
+          assert.ok(
+            source.downtimeMs >= 0 && source.downtimeMs < 5000,
+            `downtime ${source.downtimeMs}`,
+          );
+        },
+      );
+    }
+  }
+});

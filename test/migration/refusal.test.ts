@@ -1,0 +1,101 @@
+import assert from "node:assert/strict";
+import { connect } from "node:net";
+import { describe, test } from "node:test";
+import { migrateLocally, MigrationProcess } from "../../src/migration/local-pair.js";
+import { FrameDecoder } from "../../src/migration/wire/frame-decoder.js";
+import { encodeJson } from "../../src/migration/wire/messages.js";
+import { HDR_VERSION, MSG_HELLO, MSG_REFUSE } from "../../src/migration/wire/format.js";
+import { type StreamFault, TcpProxy } from "../support/tcp-proxy.js";
+import { CLI, vmArgs } from "./support.js";
+
+/**
+ * The destination refuses what it cannot trust or load, with a clear
+ * error; a pre-copy source that is refused (or loses its destination)
+ * keeps its guest running untouched: the guest finishes there with the
+ * checksums it computes without migration.
+ */
+async function refusedPrecopy(
+  faultOrArgs: StreamFault | { listen: string[] },
+): Promise<{ destination: string; source: string }> {
+  let proxy: TcpProxy | null = null;
+  const run = await migrateLocally({
+    cli: CLI,
+    vmArgs: vmArgs(),
+    listenArgs: "listen" in faultOrArgs ? faultOrArgs.listen : [],
+    sendArgs: ["--mode", "precopy", "--warmup", "50", "--verify"],
+    route: async (port) => {
+      if ("listen" in faultOrArgs) return { host: "127.0.0.1", port };
+      proxy = await TcpProxy.start({ host: "127.0.0.1", port });
+      proxy.injectFault(faultOrArgs);
+      return { host: "127.0.0.1", port: proxy.port };
+    },
+    timeoutMs: 60_000,
+  });
+  (proxy as TcpProxy | null)?.close();
+  assert.equal(run.destinationCode, 1, run.destination.stderr);
+  assert.equal(run.sourceCode, 1, run.source.stderr);
+  const guest = run.source.event("source-guest");
+  assert.ok(guest, `the source guest did not finish: ${run.source.stderr}`);
+  assert.equal(guest.verified, true, JSON.stringify(guest));
+  return {
+    destination: String(run.destination.event("error")?.message),
+    source: String(run.source.event("error")?.message),
+  };
+}
+
+describe("a migration the destination refuses", () => {
+  test("an incompatible configuration, each difference named", { timeout: 60_000 }, async () => {
+    const errors = await refusedPrecopy({ listen: ["--vcpus", "3", "--backing", "shmem"] });
+    assert.match(
+      errors.destination,
+      /refused: incompatible configuration: vcpus: source 4, destination 3; backing: source "guest_memfd", destination "shmem"/,
+    );
+    assert.match(
+      errors.source,
+      /the destination refused the migration: incompatible configuration/,
+    );
+  });
+
+  test("a corrupt stream: the payload checksum catches it", { timeout: 60_000 }, async () => {
+    const errors = await refusedPrecopy({ channel: "main", at: 300_000, kind: "corrupt" });
+    assert.match(errors.destination, /refused: main channel corrupt: payload checksum mismatch/);
+    assert.match(errors.source, /refused|failed before switchover/);
+  });
+
+  test("a truncated stream", { timeout: 60_000 }, async () => {
+    const errors = await refusedPrecopy({ channel: "main", at: 300_000, kind: "truncate" });
+    assert.match(
+      errors.destination,
+      /refused: main channel truncated: it ended \d+ bytes into a frame/,
+    );
+    assert.match(errors.source, /failed before switchover/);
+  });
+
+  test("a peer of another protocol version", { timeout: 30_000 }, async () => {
+    const destination = new MigrationProcess("destination", CLI, [
+      "listen",
+      "--port",
+      "0",
+      ...vmArgs(),
+    ]);
+    try {
+      const { port } = (await destination.waitFor("listening")) as unknown as { port: number };
+      const hello = encodeJson(MSG_HELLO, { channel: "main", migration: "x", resume: false });
+      hello.writeUInt16LE(7, HDR_VERSION);
+      const socket = connect(port, "127.0.0.1");
+      socket.write(hello);
+      const replies: number[] = [];
+      const decoder = new FrameDecoder();
+      socket.on("data", (chunk: Buffer) => decoder.push(chunk, (type) => replies.push(type)));
+      await new Promise((resolve) => socket.on("close", resolve));
+      assert.deepEqual(replies, [MSG_REFUSE]);
+      assert.equal(await destination.exited, 1);
+      assert.match(
+        String(destination.event("error")?.message),
+        /refused: .*peer speaks migration protocol version 7, this faultline speaks version 1/,
+      );
+    } finally {
+      destination.kill();
+    }
+  });
+});

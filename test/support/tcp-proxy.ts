@@ -1,0 +1,111 @@
+import { createConnection, createServer, type Server, type Socket } from "node:net";
+
+/**
+ * A TCP proxy on loopback between a migration source and its destination,
+ * so that a test can break the connections (as a network failure would),
+ * or corrupt or cut short the main stream at a chosen byte, without either
+ * end knowing.
+ */
+export interface StreamFault {
+  /** Which connection: the one whose HELLO names this channel. */
+  channel: "main" | "return" | "preempt";
+  /** Source-to-destination byte offset at which the fault strikes. */
+  at: number;
+  kind: "corrupt" | "truncate";
+}
+
+export class TcpProxy {
+  private readonly pairs = new Set<[Socket, Socket]>();
+  private fault: StreamFault | null = null;
+  connections = 0;
+
+  private constructor(
+    private readonly server: Server,
+    private readonly target: { host: string; port: number },
+  ) {}
+
+  static async start(target: { host: string; port: number }): Promise<TcpProxy> {
+    let proxy: TcpProxy | null = null;
+    const server = createServer((client) => proxy!.accept(client));
+    proxy = new TcpProxy(server, target);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return proxy;
+  }
+
+  get port(): number {
+    const address = this.server.address();
+    return typeof address === "object" && address ? address.port : 0;
+  }
+
+  /** Strike `fault` on the next connection of its channel. */
+  injectFault(fault: StreamFault): void {
+    this.fault = fault;
+  }
+
+  private accept(client: Socket): void {
+    this.connections++;
+    const upstream = createConnection(this.target);
+    const pair: [Socket, Socket] = [client, upstream];
+    this.pairs.add(pair);
+    let forwarded = 0;
+    let fault: StreamFault | null = null;
+    let first = true;
+    client.on("data", (chunk: Buffer) => {
+      if (first) {
+        first = false;
+        const f = this.fault;
+        if (f && chunk.toString("latin1").includes(`"channel":"${f.channel}"`)) {
+          fault = f;
+          this.fault = null;
+        }
+      }
+      if (fault && forwarded + chunk.length > fault.at) {
+        const offset = fault.at - forwarded;
+        if (fault.kind === "corrupt") {
+          const copy = Buffer.from(chunk);
+          copy[offset] ^= 0x5a;
+          fault = null;
+          forwarded += chunk.length;
+          upstream.write(copy);
+          return;
+        }
+        upstream.end(chunk.subarray(0, offset));
+        client.pause();
+        fault = null;
+        forwarded = Infinity;
+        return;
+      }
+      if (forwarded === Infinity) return;
+      forwarded += chunk.length;
+      upstream.write(chunk);
+    });
+    upstream.on("data", (chunk: Buffer) => client.write(chunk));
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+      this.pairs.delete(pair);
+    };
+    client.on("end", () => upstream.end());
+    upstream.on("end", () => client.end());
+    client.on("error", close);
+    upstream.on("error", close);
+    client.on("close", close);
+    upstream.on("close", close);
+  }
+
+  /** Break every connection now, as a failing network would (both ends see a reset). */
+  cutAll(): number {
+    const n = this.pairs.size;
+    for (const [a, b] of this.pairs) {
+      a.resetAndDestroy();
+      b.resetAndDestroy();
+    }
+    this.pairs.clear();
+    return n;
+  }
+
+  close(): void {
+    this.cutAll();
+    this.server.close();
+  }
+}
