@@ -1,6 +1,7 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { runCpuBenchmark } from "../../bench/cpu.js";
 import { runInt64RepresentationBenchmark } from "../../bench/int64-representation.js";
+import { registerBenchMigrateCommand } from "./bench-migrate.js";
 import { registerDemandPagingCommand } from "./bench-demand-paging.js";
 
 function positiveInteger(value: string): number {
@@ -12,6 +13,7 @@ function positiveInteger(value: string): number {
 
 export function registerBenchCommands(program: Command): void {
   const bench = program.command("bench").description("measure faultline");
+  registerBenchMigrateCommand(bench);
 
   bench
     .command("cpu")

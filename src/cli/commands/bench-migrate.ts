@@ -1,0 +1,203 @@
+import { fileURLToPath } from "node:url";
+import cliProgress from "cli-progress";
+import { type Command, InvalidArgumentError, Option } from "commander";
+import { FAULT_MECHANISMS, MIGRATION_MODES } from "../../migration/config.js";
+import { type MigrationEvent, migrateLocally } from "../../migration/local-pair.js";
+import { measureRawTcp } from "../../migration/raw-tcp.js";
+import type { DestinationStats, SourceStats } from "../../migration/stats.js";
+import { parsePageSize, parseSize } from "../sizes.js";
+
+export const FAULTLINE_CLI = fileURLToPath(
+  new URL("../../../../bin/faultline.js", import.meta.url),
+);
+
+function positiveInteger(text: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError("a positive integer");
+  return n;
+}
+
+interface BenchMigrateOptions {
+  mem: number;
+  vcpus: number;
+  workload: string;
+  mode: string;
+  faultMechanism: string;
+  backing: string;
+  hugepages: number;
+  iterations: number;
+  stores: number;
+  warmup: number;
+  json?: boolean;
+}
+
+/** `faultline bench migrate --json`: the keys README documents (DESIGN.md section 8). */
+export interface BenchMigrateResult {
+  mode: string;
+  faultMechanism: string;
+  memBytes: number;
+  vcpus: number;
+  totalTimeMs: number;
+  downtimeMs: number;
+  setupTimeMs: number;
+  transferredBytes: number;
+  precopyRounds: number;
+  dirtyPageRate: number;
+  postcopyRequests: number;
+  blocktimeMs: number;
+  overlappedBlocktimeMs: number;
+  faultLatencyUs: { p50: number; p99: number; max: number };
+  throughputBytesPerSecond: number;
+  rawTcpBytesPerSecond: number;
+  guestRate: { before: number; duringPostcopy: number | null; after: number | null };
+  maxStallMs: number;
+  checksumVerified: boolean;
+}
+
+export async function runMigrationBenchmark(
+  o: BenchMigrateOptions,
+  onEvent?: (side: "source" | "destination", event: MigrationEvent) => void,
+): Promise<BenchMigrateResult> {
+  if (o.workload !== "dirtier") throw new InvalidArgumentError(`unknown workload ${o.workload}`);
+  const rawTcpBytesPerSecond = await measureRawTcp();
+  const vmArgs = [
+    "--mem",
+    String(o.mem),
+    "--vcpus",
+    String(o.vcpus),
+    "--backing",
+    o.backing,
+    "--hugepages",
+    String(o.hugepages),
+    "--iterations",
+    String(o.iterations),
+    "--stores",
+    String(o.stores),
+    "--fault-mechanism",
+    o.faultMechanism,
+  ];
+  const run = await migrateLocally({
+    cli: FAULTLINE_CLI,
+    vmArgs,
+    listenArgs: ["--verify"],
+    sendArgs: ["--mode", o.mode, "--warmup", String(o.warmup)],
+    onEvent,
+    timeoutMs: 600_000,
+  });
+  const sourceResult = run.source.event("result");
+  const destResult = run.destination.event("result");
+  if (!sourceResult || !destResult) {
+    const error = run.source.event("error") ?? run.destination.event("error");
+    throw new Error(
+      `the migration failed: ${String(error?.message ?? "")}\n${run.source.stderr}${run.destination.stderr}`,
+    );
+  }
+  const s = sourceResult.stats as SourceStats;
+  const d = destResult.stats as DestinationStats;
+  return {
+    mode: o.mode,
+    faultMechanism: o.faultMechanism,
+    memBytes: o.mem,
+    vcpus: o.vcpus,
+    totalTimeMs: s.totalTimeMs,
+    downtimeMs: s.downtimeMs,
+    setupTimeMs: s.setupTimeMs,
+    transferredBytes: s.transferredBytes,
+    precopyRounds: s.precopyRounds,
+    dirtyPageRate: s.dirtyPageRate,
+    postcopyRequests: s.postcopyRequests,
+    blocktimeMs: d.blocktimeMs,
+    overlappedBlocktimeMs: d.overlappedBlocktimeMs,
+    faultLatencyUs: d.faultLatencyUs,
+    throughputBytesPerSecond: d.throughputBytesPerSecond,
+    rawTcpBytesPerSecond,
+    guestRate: {
+      before: s.guestRateBefore,
+      duringPostcopy: d.guestRateDuringPostcopy,
+      after: d.guestRateAfter,
+    },
+    // The stall that straddles the switchover includes the downtime.
+    maxStallMs: Math.max(s.maxStallMs, d.maxStallMs + s.downtimeMs),
+    checksumVerified: destResult.verified === true,
+  };
+}
+
+function mib(bytes: number): string {
+  return (bytes / 2 ** 20).toFixed(0);
+}
+
+export function registerBenchMigrateCommand(bench: Command): void {
+  bench
+    .command("migrate")
+    .description(
+      "live-migrate a guest dirtying memory between two processes on loopback; query-migrate figures",
+    )
+    .option("--mem <size>", "guest RAM", parseSize, 2 ** 30)
+    .option("--vcpus <n>", "vCPUs, each dirtying its own part of RAM", positiveInteger, 4)
+    .addOption(
+      new Option("--workload <name>", "guest workload").choices(["dirtier"]).default("dirtier"),
+    )
+    .addOption(
+      new Option("--mode <mode>", "migration mode")
+        .choices([...MIGRATION_MODES])
+        .default("postcopy"),
+    )
+    .addOption(
+      new Option("--fault-mechanism <kind>", "post-copy fault mechanism")
+        .choices([...FAULT_MECHANISMS])
+        .default("userfault"),
+    )
+    .addOption(
+      new Option("--backing <kind>", "guest memory backing")
+        .choices(["guest_memfd", "anonymous", "shmem"])
+        .default("guest_memfd"),
+    )
+    .option("--hugepages <size>", "backing page size: 4K, 2M or 1G", parsePageSize, 4096)
+    .option("--iterations <n>", "workload iterations per vCPU", positiveInteger, 20_000)
+    .option("--stores <n>", "stores per iteration", positiveInteger, 256)
+    .option("--warmup <ms>", "guest run time before the migration starts", positiveInteger, 500)
+    .option("--json", "print the result as JSON")
+    .action(async (options: BenchMigrateOptions) => {
+      const bar =
+        !options.json && process.stderr.isTTY
+          ? new cliProgress.SingleBar(
+              {
+                stream: process.stderr,
+                format: "migrate [{bar}] {percentage}% | {phase}",
+                fps: 10,
+              },
+              cliProgress.Presets.shades_classic,
+            )
+          : null;
+      let started = false;
+      const result = await runMigrationBenchmark(options, (side, event) => {
+        if (!bar || side !== "source" || event.event !== "progress") return;
+        const total = Number(event.pagesTotal);
+        const done = total - Number(event.remaining);
+        if (!started) {
+          started = true;
+          bar.start(total, done, { phase: event.status });
+        } else bar.update(done, { phase: event.status });
+      });
+      bar?.stop();
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify(result)}\n`);
+        return;
+      }
+      const r = result;
+      const rate = (v: number | null) => (v === null ? "-" : v.toFixed(0));
+      process.stdout.write(
+        `${r.mode} migration of ${mib(r.memBytes)} MiB (${r.vcpus} vCPUs, ${r.faultMechanism}):\n` +
+          `  total ${r.totalTimeMs.toFixed(0)} ms, downtime ${r.downtimeMs.toFixed(1)} ms, setup ${r.setupTimeMs.toFixed(1)} ms\n` +
+          `  ${mib(r.transferredBytes)} MiB sent, ${r.precopyRounds} pre-copy rounds, ${r.postcopyRequests} post-copy requests\n` +
+          `  blocktime ${r.blocktimeMs.toFixed(0)} ms (overlapped ${r.overlappedBlocktimeMs.toFixed(0)} ms), ` +
+          `fault latency p50 ${r.faultLatencyUs.p50} µs, p99 ${r.faultLatencyUs.p99} µs, max ${r.faultLatencyUs.max} µs\n` +
+          `  post-copy ${mib(r.throughputBytesPerSecond)} MiB/s, raw loopback TCP ${mib(r.rawTcpBytesPerSecond)} MiB/s ` +
+          `(${((100 * r.throughputBytesPerSecond) / r.rawTcpBytesPerSecond).toFixed(0)}%)\n` +
+          `  guest iterations/s: before ${rate(r.guestRate.before)}, during post-copy ${rate(r.guestRate.duringPostcopy)}, ` +
+          `after ${rate(r.guestRate.after)}; longest stall ${r.maxStallMs.toFixed(1)} ms\n` +
+          `  checksum ${r.checksumVerified ? "verified" : "WRONG"}\n`,
+      );
+      if (!r.checksumVerified) process.exitCode = 1;
+    });
+}
