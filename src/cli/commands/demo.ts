@@ -1,35 +1,103 @@
+import cliProgress from "cli-progress";
 import type { Command } from "commander";
-import { bundledGuestSource } from "../../guests/index.js";
-import { assemble } from "../../riscv/asm/index.js";
-import { Hart } from "../../riscv/cpu/hart.js";
-import { loadProgram, physicalEntry } from "../../riscv/elf/index.js";
-import { FlatMemory } from "../../riscv/testing/flat-memory.js";
-import { runProgram } from "../../riscv/testing/run-program.js";
+import { migrateLocally } from "../../migration/local-pair.js";
+import type { DestinationStats, SourceStats } from "../../migration/stats.js";
+import { FAULTLINE_CLI } from "./bench-migrate.js";
+
+const PHASES: Record<string, string> = {
+  setup: "setup",
+  active: "pre-copy",
+  device: "switchover",
+  "postcopy-active": "post-copy",
+  "postcopy-paused": "paused",
+  completed: "done",
+};
 
 /**
- * `faultline demo`: boots the bundled demo guest on one hart and prints what
- * it computed. It grows into the post-copy migration demo once migration
- * exists.
+ * `faultline demo`: what faultline is for, in a few seconds. A busy guest
+ * (four vCPUs writing their memory and a running checksum of it) is
+ * live-migrated by post-copy from one faultline process to another over
+ * loopback TCP: it runs on the destination at once and faults its memory in
+ * through KVM Userfault while a background pusher sends the rest. At the
+ * end the guest's own checksums are compared with what it computes without
+ * migration.
  */
 export function registerDemoCommand(program: Command): void {
   program
     .command("demo")
-    .description("boot the bundled demo guest and show what it computes")
-    .action(() => {
-      const guest = assemble(bundledGuestSource("demo"), { fileName: "demo.s" });
-      const memory = new FlatMemory(0x8000_0000, 16 << 20);
-      loadProgram(guest.image, memory);
-      const hart = new Hart({ hartId: 0, memory });
-      hart.pc = physicalEntry(guest.image);
-      const started = performance.now();
-      const result = runProgram(hart);
-      const seconds = (performance.now() - started) / 1000;
-      process.stdout.write(result.console);
-      process.stderr.write(
-        `faultline: guest ${result.stop === "shutdown" ? "shut down" : `stopped (${result.stop})`} ` +
-          `after ${result.instructions.toLocaleString("en-US")} instructions in ${seconds.toFixed(2)} s ` +
-          `(${(result.instructions / seconds / 1e6).toFixed(0)} MIPS)\n`,
+    .description(
+      "live-migrate a busy 4-vCPU guest by post-copy between two processes, checksum verified",
+    )
+    .option("--mem <MiB>", "guest RAM in MiB", "64")
+    .action(async (options: { mem: string }) => {
+      const mem = `${Number(options.mem) | 0}M`;
+      const out = process.stderr;
+      out.write(
+        `faultline demo: a guest on 4 vCPUs dirties ${mem}iB of RAM as fast as it can;\n` +
+          `it is migrated by post-copy from one faultline process to another over loopback TCP.\n`,
       );
-      process.exitCode = result.stop === "shutdown" && result.shutdownReason === 0 ? 0 : 1;
+      const bars = out.isTTY
+        ? new cliProgress.MultiBar(
+            {
+              stream: out,
+              format: "{side} [{bar}] {percentage}% | {phase}",
+              hideCursor: true,
+              clearOnComplete: false,
+              fps: 12,
+            },
+            cliProgress.Presets.shades_classic,
+          )
+        : null;
+      const bar = {
+        source: null as cliProgress.SingleBar | null,
+        destination: null as cliProgress.SingleBar | null,
+      };
+      const lastPhase = { source: "", destination: "" };
+      const run = await migrateLocally({
+        cli: FAULTLINE_CLI,
+        vmArgs: ["--mem", mem, "--vcpus", "4", "--iterations", "3000", "--stores", "256"],
+        listenArgs: ["--verify"],
+        sendArgs: ["--mode", "postcopy", "--warmup", "300"],
+        timeoutMs: 120_000,
+        onEvent: (side, e) => {
+          if (e.event !== "progress") return;
+          const total = Number(e.pagesTotal);
+          const done = total - Number(e.remaining);
+          const phase = PHASES[String(e.status)] ?? String(e.status);
+          const label = side === "source" ? "source      sent" : "destination have";
+          if (bars) {
+            bar[side] ??= bars.create(total, 0, { side: label, phase });
+            bar[side]!.update(done, { side: label, phase });
+          } else if (phase !== lastPhase[side]) {
+            lastPhase[side] = phase;
+            out.write(`  ${side}: ${phase}\n`);
+          }
+        },
+      });
+      bars?.stop();
+      const result = run.destination.event("result");
+      const sourceResult = run.source.event("result");
+      if (!result || !sourceResult) {
+        const error = run.source.event("error") ?? run.destination.event("error");
+        out.write(
+          `faultline demo: the migration failed: ${String(error?.message)}\n${run.source.stderr}${run.destination.stderr}`,
+        );
+        process.exitCode = 1;
+        return;
+      }
+      const s = sourceResult.stats as SourceStats;
+      const d = result.stats as DestinationStats;
+      const verified = result.verified === true;
+      process.stdout.write(
+        `migrated while running: downtime ${s.downtimeMs.toFixed(1)} ms, total ${s.totalTimeMs.toFixed(0)} ms, ` +
+          `${(s.transferredBytes / 2 ** 20).toFixed(0)} MiB sent\n` +
+          `post-copy: ${s.postcopyRequests} pages requested by faulting vCPUs, the rest pushed; ` +
+          `fault latency p50 ${d.faultLatencyUs.p50} µs, p99 ${d.faultLatencyUs.p99} µs\n` +
+          `guest checksums on the destination: ${(result.checksums as number[]).map((c) => c.toString(16).padStart(8, "0")).join(" ")}\n` +
+          (verified
+            ? "verified: the same as the guest computes without migration\n"
+            : `WRONG: expected ${(result.expected as number[]).map((c) => c.toString(16).padStart(8, "0")).join(" ")}\n`),
+      );
+      process.exitCode = verified ? 0 : 1;
     });
 }
