@@ -22,6 +22,8 @@ export class PageInstaller {
     remote: SharedArrayBuffer,
     remotePages: number,
     private readonly fillHva: number,
+    /** Tests only: this page gets its neighbour's contents, so the guest must see a wrong page. */
+    private readonly corruptPage = -1,
   ) {
     this.chunks = host.memory.chunkU8;
     this.mask = remotePages - 1;
@@ -35,7 +37,7 @@ export class PageInstaller {
   install(page: number): void {
     const pfn = this.host.faultIn(this.fillHva + page * PAGE_SIZE, FAULT_WRITE);
     this.chunks[pfn >>> CHUNK_FRAME_SHIFT].set(
-      this.views[page & this.mask],
+      this.views[(page === this.corruptPage ? page + 1 : page) & this.mask],
       (pfn & FRAME_MASK) * PAGE_SIZE,
     );
   }

@@ -49,6 +49,8 @@ export interface DemandPagingOptions {
   workers: number;
   /** Pages of the "remote" source buffer (a power of two); page g gets remote page g mod this. */
   remotePages: number;
+  /** Tests only (-k, -u MINOR): install the wrong contents for this test page. */
+  corruptPage?: number;
 }
 
 export const DEFAULT_OPTIONS: DemandPagingOptions = {

@@ -36,6 +36,8 @@ export interface ReaderThreadData {
   shared: SharedBuffers;
   remotePages: number;
   delayUs: number;
+  /** Tests only: see PageInstaller. */
+  corruptPage: number;
 }
 
 export type ReaderThreadMessage =
@@ -55,7 +57,7 @@ function main(data: ReaderThreadData, port: NonNullable<typeof parentPort>): voi
   const unitPages = data.unit / PAGE_SIZE;
   const minor = data.mode === "MINOR";
   const installer = minor
-    ? new PageInstaller(host, data.shared.remote, data.remotePages, data.aliasHva)
+    ? new PageInstaller(host, data.shared.remote, data.remotePages, data.aliasHva, data.corruptPage)
     : null;
   const sleepCell = new Int32Array(new SharedArrayBuffer(4));
   const copyArgs = { dst: 0, src: remote, srcOffset: 0, len: data.unit, mode: 0, copy: 0 };

@@ -125,6 +125,20 @@ function roundUp(n: number, to: number): number {
   return Math.ceil(n / to) * to;
 }
 
+/** Test memory of a run, with room for the warm-up pages and padding. */
+function testBytes(o: DemandPagingOptions): number {
+  const pageSize = backingPageSize(o.backing);
+  const region = o.bytesPerVcpu + roundUp(WARMUP_PAGES * PAGE_SIZE, pageSize);
+  return o.overlap ? region : o.vcpus * region;
+}
+
+/** Host RAM to reserve (address space; committed only when touched): what the run may use. */
+function hostRamBytes(bytes: number, o: DemandPagingOptions): number {
+  const pageSize = backingPageSize(o.backing);
+  // Huge frames come whole from 1 GiB chunks; code, bitmaps and page tables need a few more.
+  return roundUp(bytes + Math.max(pageSize, 1 << 30) * 2, 1 << 30);
+}
+
 function modeOf(o: DemandPagingOptions): DemandPagingMode {
   if (o.kvmUserfault) return "kvm-userfault";
   return o.uffdMode === "MINOR" ? "uffd-MINOR" : "uffd-MISSING";
@@ -365,7 +379,12 @@ async function measureLimits(
   o: DemandPagingOptions,
   prefaulted: boolean,
 ): Promise<DemandPagingLimits> {
-  const host = Host.create();
+  // Three copy targets, then the guest's memory: whole huge frames for each piece.
+  const unit = backingPageSize(o.backing);
+  const limitBytes =
+    3 * roundUp(LIMIT_SAMPLE_PAGES * PAGE_SIZE, unit) +
+    o.vcpus * 2 * roundUp(LIMIT_SAMPLE_PAGES * PAGE_SIZE, unit);
+  const host = Host.create({ ramBytes: hostRamBytes(limitBytes, o) });
   const kvm = Kvm.open(host);
   const pageSize = backingPageSize(o.backing);
   const totalPages = (o.overlap ? o.bytesPerVcpu : o.vcpus * o.bytesPerVcpu) / PAGE_SIZE;
@@ -477,7 +496,7 @@ export async function runDemandPaging(
   const prefaulted = o.prefault || minor;
   const limits = await measureLimits(o, prefaulted);
 
-  const host = Host.create();
+  const host = Host.create({ ramBytes: hostRamBytes(testBytes(o), o) });
   const kvm = Kvm.open(host);
   const vcpus = o.vcpus;
   const pageSize = backingPageSize(o.backing);
@@ -570,6 +589,7 @@ export async function runDemandPaging(
         continueHva: useUffd ? registeredBase : 0,
         bitmapHva,
         pages: totalPages,
+        corruptPage: o.corruptPage ?? -1,
       }
     : null;
   const vcpuData = vcpuThreads(workers, vcpus, {
@@ -599,6 +619,7 @@ export async function runDemandPaging(
         shared,
         remotePages: o.remotePages,
         delayUs: o.delayUs,
+        corruptPage: o.corruptPage ?? -1,
       });
     }
   }

@@ -52,6 +52,8 @@ export interface KvmUserfaultConfig {
   /** memslot-bitmap: hva of the VMM's bitmap (bit i = test page i). */
   bitmapHva: number;
   pages: number;
+  /** Tests only: see PageInstaller. */
+  corruptPage: number;
 }
 
 export interface VcpuThreadData {
@@ -101,7 +103,13 @@ export class KvmFaultHandler {
     remotePages: number,
     private readonly delayUs: number,
   ) {
-    this.installer = new PageInstaller(host, shared.remote, remotePages, config.fillHva);
+    this.installer = new PageInstaller(
+      host,
+      shared.remote,
+      remotePages,
+      config.fillHva,
+      config.corruptPage,
+    );
     this.state = new Int32Array(shared.state);
     this.installs = new Int32Array(shared.installs);
     this.useBitmap = config.api === "memslot-bitmap";
