@@ -79,15 +79,29 @@ class UffdWorkers {
     this.pool = new HostWorkers(host, count, "./uffd-worker.js");
   }
 
-  ask<T>(index: number, order: UffdOrder): Pending<T> {
+  /**
+   * Send `order` to worker `index`. Its reply fails the test after `ms`
+   * (a fault that is never woken), so that a lost wake-up is a failure
+   * naming the order rather than a hung test.
+   */
+  ask<T>(index: number, order: UffdOrder, ms = 30_000): Pending<T> {
     let done = false;
-    const promise = this.pool.ask<T | { error: string }, UffdOrder>(index, order).then((reply) => {
+    let timer: NodeJS.Timeout | undefined;
+    const reply = this.pool.ask<T | { error: string }, UffdOrder>(index, order).then((reply) => {
       done = true;
       if (reply !== null && typeof reply === "object" && "error" in reply) {
         throw new Error(`worker ${index}: ${reply.error}`);
       }
       return reply as T;
     });
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`worker ${index}: no reply to ${order.kind} in ${ms} ms`)),
+        ms,
+      );
+      timer.unref();
+    });
+    const promise = Promise.race([reply, timeout]).finally(() => clearTimeout(timer));
     promise.catch(() => undefined);
     return { promise, settled: () => done };
   }
@@ -273,6 +287,27 @@ describe("userfaultfd: a fault sleeps until it is resolved", () => {
       assert.equal(await settlesWithin(c, 100), false, "another range's fault sleeps on");
       u.wake(uffd, { start: shm, len: P });
       assert.deepEqual((await c.promise).words, [3]);
+    } finally {
+      await workers.close();
+    }
+  });
+
+  test("a resolution wakes a fault whose message nobody read; the message goes with it", async () => {
+    const host = smallHost();
+    const hva = anon(host, 4 * P);
+    const uffd = uffdOf(host, ALL_FEATURES, O_NONBLOCK);
+    const u = host.userfaultfds;
+    u.register(uffd, { start: hva, len: 4 * P, mode: MISSING });
+    const workers = new UffdWorkers(host, 1);
+    try {
+      const a = workers.touch(0, [hva + P]);
+      while (u.poll(uffd, 0) === 0) await sleep(5);
+      await sleep(30);
+      assert.equal(a.settled(), false, "queued, unread, asleep");
+      u.copy(uffd, { dst: hva + P, src: pageWith(21), len: P, mode: 0 });
+      assert.deepEqual((await a.promise).words, [21]);
+      assert.equal(u.poll(uffd, 0), 0, "the woken fault's message is gone");
+      assert.throws(() => u.read(uffd), /EAGAIN/);
     } finally {
       await workers.close();
     }
