@@ -45,6 +45,12 @@ export interface DemandPagingOptions {
    * it). Implied by -u MINOR, whose pages are in the page cache already.
    */
   prefault: boolean;
+  /**
+   * -k: while the vCPUs run, the VMM's main thread touches the memory ahead
+   * of them (in the order they walk it), so that the OS's first-touch cost
+   * is paid off the vCPUs' path.
+   */
+  pretouch: boolean;
   /** Worker threads running the vCPUs; 0 = the default (see resolveWorkers). */
   workers: number;
   /** Pages of the "remote" source buffer (a power of two); page g gets remote page g mod this. */
@@ -65,6 +71,7 @@ export const DEFAULT_OPTIONS: DemandPagingOptions = {
   backing: "anonymous",
   delayUs: 0,
   prefault: false,
+  pretouch: false,
   workers: 0,
   remotePages: 256,
 };
@@ -156,6 +163,9 @@ export function validateOptions(options: DemandPagingOptions): void {
   }
   if (!Number.isFinite(o.delayUs) || o.delayUs < 0 || o.delayUs > 1_000_000) {
     usage("-d: the delay must be 0 to 1000000 microseconds");
+  }
+  if (o.pretouch && (!o.kvmUserfault || o.uffdMode !== null || o.prefault)) {
+    usage("--pretouch is for -k alone, on memory not prefaulted");
   }
   if (o.prefault && o.uffdMode === "MISSING") {
     usage("--prefault with -u MISSING: a page the host has populated is never missing");

@@ -1,8 +1,8 @@
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import { MAP_SHARED, PROT_READ, PROT_WRITE } from "../../host/address-space.js";
+import { FAULT_WRITE, MAP_SHARED, PROT_READ, PROT_WRITE } from "../../host/address-space.js";
 import { Host } from "../../host/host.js";
-import { PAGE_SIZE } from "../../host/host-memory.js";
+import { HostMemory, PAGE_SIZE } from "../../host/host-memory.js";
 import {
   O_NONBLOCK,
   UFFD_API,
@@ -55,6 +55,7 @@ import {
   HISTOGRAM_BYTES,
   HISTOGRAMS_OFFSET,
   nowMs,
+  PAGE_MISSING,
   type SharedBuffers,
   TEST_GPA,
   TIME_PASS_END,
@@ -109,6 +110,8 @@ export interface DemandPagingResult {
   /** The guest's second pass over the now present pages. */
   presentPassPagesPerSecond: number;
   limits: DemandPagingLimits;
+  /** --pretouch: the VMM touched the memory ahead of the vCPUs. */
+  pretouch: boolean;
   /** The guest checked every page's data and its own markers; every page was installed once. */
   verified: boolean;
 }
@@ -474,6 +477,31 @@ async function measureLimits(
   };
 }
 
+/**
+ * --pretouch: the main thread (idle while the vCPUs run) touches the
+ * measured pages in the order the vCPUs walk them, a batch at a time,
+ * skipping pages already installed; the event loop keeps serving the
+ * threads between batches.
+ */
+async function pretouch(host: Host, hva: number, layout: Layout, state: Int32Array): Promise<void> {
+  const regions = layout.overlap ? 1 : layout.vcpus;
+  const stride = layout.strideBytes / PAGE_SIZE;
+  const chunks = host.memory.chunkI32;
+  const BATCH = 64;
+  for (let k = 0; k < layout.pages; k += BATCH) {
+    for (let r = 0; r < regions; r++) {
+      for (let i = k; i < Math.min(k + BATCH, layout.pages); i++) {
+        const page = r * stride + i;
+        if (Atomics.load(state, page) !== PAGE_MISSING) continue;
+        const pfn = host.faultIn(hva + page * PAGE_SIZE, FAULT_WRITE);
+        // A read-modify-write of nothing: commits the page without changing it.
+        Atomics.add(chunks[HostMemory.chunkOf(pfn)], HostMemory.offsetOf(pfn) >> 2, 0);
+      }
+    }
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
 /** A shared mapping of (part of) a file: a memfd or a mappable guest_memfd. */
 function mapShared(host: Host, fd: number, offset: number, bytes: number): number {
   return host.mmap({ length: bytes, prot: PROT_READ | PROT_WRITE, flags: MAP_SHARED, fd, offset });
@@ -627,11 +655,14 @@ export async function runDemandPaging(
   const installs = new Int32Array(shared.installs);
   let warmFaults = 0;
   let warmInstalls = 0;
+  const pretouching: Promise<void>[] = [];
   const run = await runThreads(shared, vcpuData, readerData, vcpus, MEASURED_PASSES, () => {
     warmFaults = faultCounts.reduce((a, b) => a + b, 0);
     warmInstalls = installs.reduce((a, b) => a + b, 0);
     writeGuestArgs(g, layout, false, o.remotePages, true);
+    if (o.pretouch) pretouching.push(pretouch(host, fillHva, layout, new Int32Array(shared.state)));
   });
+  await Promise.all(pretouching);
 
   // Every page of the measured run demand-paged exactly once (warm-up pages at most once).
   let measured = 0;
@@ -695,6 +726,7 @@ export async function runDemandPaging(
     presentPassPagesPerSecond:
       (vcpus * layout.pages) / ((presentPassEnd - run.passStart[1]) / 1000),
     limits,
+    pretouch: o.pretouch,
     verified: true,
   };
 }

@@ -24,6 +24,7 @@ interface RawFlags {
   delay: number;
   userfaultApi: string;
   prefault?: boolean;
+  pretouch?: boolean;
   workers: number;
   remotePages: number;
   json?: boolean;
@@ -72,6 +73,7 @@ function addOptions(command: Command): Command {
       d.userfaultApi,
     )
     .option("--prefault", "the host touches the memory first (not a migration destination's state)")
+    .option("--pretouch", "-k: the VMM touches the memory ahead of the vCPUs while they run")
     .option(
       "--workers <n>",
       "threads running the vCPUs (default: automatic)",
@@ -105,6 +107,7 @@ function toOptions(flags: RawFlags): DemandPagingOptions {
     backing: flags.backing as BackingSource,
     delayUs: flags.delay,
     prefault: flags.prefault === true,
+    pretouch: flags.pretouch === true,
     workers: flags.workers,
     remotePages: flags.remotePages,
   };
@@ -147,7 +150,8 @@ export function formatDemandPagingResult(r: DemandPagingResult): string {
   lines.push(
     `demand paging by ${how}: ${r.vcpus} vCPU(s) on ${r.workers} thread(s), ` +
       `${r.backing}, ${bytesText(r.bytesPerVcpu)} per vCPU${r.overlap ? " (overlapping)" : ""}` +
-      `${r.delayUs > 0 ? `, ${r.delayUs} us delay per fault` : ""}`,
+      `${r.delayUs > 0 ? `, ${r.delayUs} us delay per fault` : ""}` +
+      `${r.pretouch ? ", memory pretouched by the VMM while the vCPUs run" : ""}`,
   );
   r.perVcpuPagesPerSecond.forEach((pps, id) => {
     const l = r.perVcpuFaultLatencyUs[id];
