@@ -96,6 +96,8 @@ export class MigrationDestination {
   private asyncFaults = 0;
   private duplicatePages = 0;
   private readonly requestBuffer: number[] = [];
+  /** Asynchronous faults waiting for their page: page → performance.now() when read. */
+  private readonly asyncWaits = new Map<number, number>();
   private settle!: { resolve: () => void; reject: (error: Error) => void };
   private readonly migrated: Promise<void>;
 
@@ -149,7 +151,9 @@ export class MigrationDestination {
       return { stats: this.stats(checksums), checksums };
     } finally {
       this.server.close();
-      for (const name of CHANNEL_NAMES) this.channels[name]?.close(null);
+      // Half-close: a reset now could make the source's kernel drop our last
+      // messages (RUNNING, POSTCOPY_DONE) before the source has read them.
+      for (const name of CHANNEL_NAMES) void this.channels[name]?.end();
       await this.vm.close();
     }
   }
@@ -317,9 +321,9 @@ export class MigrationDestination {
     forEachPage(payload, this.installPrecopied);
   }
 
-  private readonly installPrecopied = (page: number, data: Buffer | null): void => {
+  private readonly installPrecopied = (page: number, payload: Buffer, at: number): void => {
     if (page >= this.pages) throw new MigrationProtocolError(`page ${page} beyond guest RAM`);
-    if (data) this.vm.pages.install(page, data);
+    if (at >= 0) this.vm.pages.install(page, payload, at);
     else this.vm.pages.zero(page);
     this.precopied.set(page);
   };
@@ -379,16 +383,23 @@ export class MigrationDestination {
     if (this.receivedPages === this.pages) this.complete();
   }
 
-  private readonly installPostcopy = (page: number, data: Buffer | null): void => {
+  private readonly installPostcopy = (page: number, payload: Buffer, at: number): void => {
     if (page >= this.pages) throw new MigrationProtocolError(`page ${page} beyond guest RAM`);
     // First come first installed: a page the guest may have written since is never overwritten.
     if (this.ring.isReceived(page)) {
       this.duplicatePages++;
       return;
     }
-    this.memory!.place(page, data);
+    this.memory!.place(page, payload, at);
     this.ring.markReceived(page);
     this.receivedPages++;
+    if (this.asyncWaits.size > 0) {
+      const since = this.asyncWaits.get(page);
+      if (since !== undefined) {
+        this.asyncWaits.delete(page);
+        this.ring.latency.record((performance.now() - since) * 1000);
+      }
+    }
   };
 
   /** vCPU faults from the fault ring, to the return path. */
@@ -404,7 +415,9 @@ export class MigrationDestination {
 
   private readonly onAsyncFault = (page: number): void => {
     this.asyncFaults++;
-    if (this.ring.isReceived(page) || !this.ring.markRequested(page)) return;
+    if (this.ring.isReceived(page)) return;
+    if (!this.asyncWaits.has(page)) this.asyncWaits.set(page, performance.now());
+    if (!this.ring.markRequested(page)) return;
     this.send("return", encodePageList(MSG_PAGE_REQUEST, [page], 1));
   };
 

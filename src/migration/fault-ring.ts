@@ -9,8 +9,10 @@ import { HISTOGRAM_BYTES, LatencyHistogram } from "./latency-histogram.js";
  *   coalesces vCPUs faulting on the same page) and the migration thread,
  *   woken by Atomics.waitAsync, sends them on the return path;
  * - the `received` bitmap, set by the migration thread once a page is
- *   installed and released, and an install sequence the waiting vCPUs sleep
- *   on (Atomics.wait: a blocked vCPU uses no CPU);
+ *   installed and released; each blocked vCPU publishes the page it waits
+ *   for and sleeps on its own wake word (Atomics.wait: a blocked vCPU uses
+ *   no CPU), and after a batch of installs the migration thread wakes only
+ *   the vCPUs whose page came (a notify costs far more than a check);
  * - blocktime accounting as QEMU's postcopy-blocktime defines it: per vCPU,
  *   and "overlapped", the time during which every vCPU was blocked at once;
  * - the fault latency histogram (request to install, as the vCPU saw it).
@@ -18,7 +20,6 @@ import { HISTOGRAM_BYTES, LatencyHistogram } from "./latency-histogram.js";
 
 const W_TAIL = 0; // slots reserved by producers
 const W_HEAD = 1; // slots consumed
-const W_INSTALLED = 2; // bumped after each batch of installs
 const W_BLOCKED = 3; // vCPUs blocked on a page now
 const W_CLOSED = 4; // the migration gave up: waiters stop waiting
 const W_VCPUS = 5;
@@ -35,6 +36,9 @@ export interface FaultRingLayout {
 export class FaultRing {
   readonly words: Int32Array;
   private readonly ring: Int32Array;
+  /** Per vCPU: the page it is blocked on (-1 none), and its wake sequence. */
+  private readonly waiting: Int32Array;
+  private readonly wakeWords: Int32Array;
   private readonly requested: Int32Array;
   private readonly received: Int32Array;
   /** Per vCPU: blocked ms so far, then [vcpus] overlapped ms, [vcpus + 1] when it began. */
@@ -53,6 +57,10 @@ export class FaultRing {
     at += HEADER_WORDS * 4;
     this.ring = new Int32Array(buffer, at, RING_SLOTS);
     at += RING_SLOTS * 4;
+    this.waiting = new Int32Array(buffer, at, vcpus);
+    at += vcpus * 4;
+    this.wakeWords = new Int32Array(buffer, at, vcpus);
+    at += vcpus * 4;
     this.requested = new Int32Array(buffer, at, bitmapWords);
     at += bitmapWords * 4;
     this.received = new Int32Array(buffer, at, bitmapWords);
@@ -66,10 +74,14 @@ export class FaultRing {
   static create(pages: number, vcpus: number): FaultRing {
     const bitmapWords = Math.ceil(pages / 32);
     const bytes =
-      ((HEADER_WORDS + RING_SLOTS + 2 * bitmapWords) * 4 + 7 + (vcpus + 2) * 8 + HISTOGRAM_BYTES) &
+      ((HEADER_WORDS + RING_SLOTS + 2 * vcpus + 2 * bitmapWords) * 4 +
+        7 +
+        (vcpus + 2) * 8 +
+        HISTOGRAM_BYTES) &
       ~3;
     const ring = new FaultRing({ buffer: new SharedArrayBuffer(bytes + 8), pages, vcpus });
     ring.ring.fill(EMPTY);
+    ring.waiting.fill(EMPTY);
     ring.words[W_VCPUS] = vcpus;
     return ring;
   }
@@ -104,12 +116,16 @@ export class FaultRing {
     const started = performance.now();
     if (Atomics.add(this.words, W_BLOCKED, 1) + 1 === this.vcpus)
       this.times[this.vcpus + 1] = started;
+    // Published before the check below: an installer that sets the page
+    // after this store sees it, and one that set it before is seen by the check.
+    Atomics.store(this.waiting, vcpu, page);
     if (this.markRequested(page)) this.push(page);
-    while (!this.isReceived(page) && Atomics.load(this.words, W_CLOSED) === 0) {
-      const seq = Atomics.load(this.words, W_INSTALLED);
-      if (this.isReceived(page)) break;
-      Atomics.wait(this.words, W_INSTALLED, seq);
+    for (;;) {
+      const seq = Atomics.load(this.wakeWords, vcpu);
+      if (this.isReceived(page) || Atomics.load(this.words, W_CLOSED) !== 0) break;
+      Atomics.wait(this.wakeWords, vcpu, seq);
     }
+    Atomics.store(this.waiting, vcpu, EMPTY);
     const ended = performance.now();
     if (Atomics.sub(this.words, W_BLOCKED, 1) === this.vcpus) {
       this.times[this.vcpus] += ended - this.times[this.vcpus + 1];
@@ -164,16 +180,23 @@ export class FaultRing {
     Atomics.or(this.received, page >>> 5, 1 << (page & 31));
   }
 
-  /** After a batch of installs: wake the vCPUs waiting for any of them. */
+  /** After a batch of installs: wake the vCPUs whose page is among them. */
   installed(): void {
-    Atomics.add(this.words, W_INSTALLED, 1);
-    Atomics.notify(this.words, W_INSTALLED);
+    for (let id = 0; id < this.vcpus; id++) {
+      const page = Atomics.load(this.waiting, id);
+      if (page !== EMPTY && this.isReceived(page)) this.wakeVcpu(id);
+    }
+  }
+
+  private wakeVcpu(id: number): void {
+    Atomics.add(this.wakeWords, id, 1);
+    Atomics.notify(this.wakeWords, id);
   }
 
   /** Stop every waiter (the migration failed for good; their vCPUs must not hang). */
   close(): void {
     Atomics.store(this.words, W_CLOSED, 1);
-    this.installed();
+    for (let id = 0; id < this.vcpus; id++) this.wakeVcpu(id);
   }
 
   /** Per-vCPU blocktime (ms) and the overlapped total. */

@@ -43,11 +43,12 @@ export class RamPages {
 
   /** Write page `index` from `data` (4 KiB at `at`), allocating it if needed. */
   install(index: number, data: Buffer, at = 0): void {
-    if (this.cache) {
-      this.cache.install(index, data, at);
-      return;
-    }
-    const pfn = this.host.faultIn(this.share.hva + index * PAGE_SIZE, FAULT_WRITE);
+    // A file page is allocated (unzeroed) and written in place: the page is
+    // not yet visible to the guest (USERFAULT, or the VM not running), so no
+    // one sees it half written.
+    const pfn = this.cache
+      ? this.cache.getOrAllocate(index, false)
+      : this.host.faultIn(this.share.hva + index * PAGE_SIZE, FAULT_WRITE);
     data.copy(this.chunks[HostMemory.chunkOf(pfn)], HostMemory.offsetOf(pfn), at, at + PAGE_SIZE);
   }
 

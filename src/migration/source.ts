@@ -47,6 +47,8 @@ export interface SourceOptions {
   convergedPages?: number;
   /** precopy: stop and copy after this many rounds even if not converged (default 30). */
   maxRounds?: number;
+  /** The guest's rate before the migration, as the caller measured it (default: since boot). */
+  guestRateBefore?: number;
   onProgress?: (progress: MigrationProgress) => void;
   /** Called when the connection broke during post-copy and the source waits for a resume. */
   onPaused?: (reason: Error) => void;
@@ -117,6 +119,7 @@ export class MigrationSource {
   private recoveries = 0;
   private round = 0;
   private running: RunningMessage | null = null;
+  private vcpusRunningAtSwitchover = 0;
 
   constructor(
     private readonly vm: MigratableVm,
@@ -138,7 +141,9 @@ export class MigrationSource {
   async run(): Promise<SourceStats> {
     const o = this.options;
     const startedAt = performance.now();
-    const guestRateBefore = (this.vm.progress() * 1000) / (startedAt - this.vm.startedAt);
+    const guestRateBefore =
+      o.guestRateBefore ?? (this.vm.progress() * 1000) / (startedAt - this.vm.startedAt);
+    this.vm.resetStalls();
     await this.connect(false);
     this.send(
       "main",
@@ -186,6 +191,7 @@ export class MigrationSource {
       precopyMaxStall = this.vm.maxStallMs();
       const saved = await this.vm.pause();
       paused = true;
+      this.vcpusRunningAtSwitchover = saved.filter((v) => !v.done).length;
       stoppedAtWallMs = wallNowMs();
       this.dirtyLog.sync(this.needed);
       this.dirtyLog.stop();
@@ -251,6 +257,7 @@ export class MigrationSource {
       pagesSent: this.pagesSent,
       postcopyPages: this.postcopyPages,
       recoveries: this.recoveries,
+      vcpusRunningAtSwitchover: this.vcpusRunningAtSwitchover,
       guestRateBefore,
       maxStallMs: precopyMaxStall,
     };

@@ -33,6 +33,8 @@ export interface SourceStats {
   /** Pages sent, and pages of them that went in post-copy. */
   pagesSent: number;
   postcopyPages: number;
+  /** vCPUs still running their workload when the source stopped them. */
+  vcpusRunningAtSwitchover: number;
   /** Times the connection broke during post-copy and was resumed. */
   recoveries: number;
   /** The source guest's rate (workload iterations per second) from boot to the start of the migration. */

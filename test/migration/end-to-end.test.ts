@@ -21,7 +21,7 @@ describe("migration end to end, two processes over loopback TCP", () => {
             cli: CLI,
             vmArgs: vmArgs({ hugepages }),
             listenArgs: ["--verify"],
-            sendArgs: ["--mode", mode, "--warmup", "100"],
+            sendArgs: ["--mode", mode, "--warmup", "100", "--max-rounds", "4"],
             timeoutMs: 80_000,
           });
           const result = run.destination.event("result");
@@ -31,6 +31,8 @@ describe("migration end to end, two processes over loopback TCP", () => {
           assert.equal(result.verified, true, JSON.stringify(result));
           const source = run.source.event("result")!.stats as Record<string, number>;
           assert.equal(source.status as unknown, "completed");
+          // The guest was still busy on every vCPU when it was stopped for the switchover.
+          assert.equal(source.vcpusRunningAtSwitchover, 4, JSON.stringify(source));
           const dest = result.stats as Record<string, number>;
           if (mode === "precopy") {
             assert.ok(source.precopyRounds >= 1);
@@ -49,4 +51,24 @@ describe("migration end to end, two processes over loopback TCP", () => {
       );
     }
   }
+
+  test(
+    "post-copy with USERFAULT_ASYNC_ALL: vCPU faults served from readUserfault and the eventfd",
+    { timeout: 90_000 },
+    async () => {
+      const run = await migrateLocally({
+        cli: CLI,
+        vmArgs: vmArgs(),
+        listenArgs: ["--verify", "--async-all"],
+        sendArgs: ["--mode", "postcopy", "--warmup", "100"],
+        timeoutMs: 80_000,
+      });
+      assert.equal(run.destinationCode, 0, run.destination.stderr);
+      assert.equal(run.sourceCode, 0, run.source.stderr);
+      const result = run.destination.event("result")!;
+      assert.equal(result.verified, true, JSON.stringify(result));
+      const stats = result.stats as { asyncFaults: number; faults: number };
+      assert.ok(stats.asyncFaults > 0, JSON.stringify(stats));
+    },
+  );
 });

@@ -202,6 +202,7 @@ interface SendOptions extends VmOptions {
   postcopy?: boolean;
   warmup: number;
   hybridRounds: number;
+  maxRounds: number;
   control?: string;
   resume?: boolean;
   verify?: boolean;
@@ -223,13 +224,21 @@ async function send(o: SendOptions): Promise<void> {
   const mode: MigrationMode = o.postcopy ? "postcopy" : o.mode;
   const { vm, start } = MigratableVm.boot(spec);
   await vm.start(start);
-  await new Promise((resolve) => setTimeout(resolve, o.warmup));
+  // The guest's rate before migrating, over the second half of the warm-up
+  // (the first half includes its first touches of every page).
+  await new Promise((resolve) => setTimeout(resolve, o.warmup / 2));
+  const from = { progress: vm.progress(), at: performance.now() };
+  await new Promise((resolve) => setTimeout(resolve, o.warmup / 2));
+  const guestRateBefore =
+    ((vm.progress() - from.progress) * 1000) / Math.max(1, performance.now() - from.at);
   const bar = o.events ? null : new MigrationProgressBar("migrate ");
   const source = new MigrationSource(vm, vm.config(o.faultMechanism), {
     host: o.to.host,
     port: o.to.port,
     mode,
     hybridRounds: o.hybridRounds,
+    maxRounds: o.maxRounds,
+    guestRateBefore,
     onProgress: (p) => (o.events ? emit({ event: "progress", ...p }) : bar?.update(p)),
     onPaused: (reason) => {
       emit({ event: "paused", reason: reason.message, control });
@@ -320,6 +329,12 @@ export function registerMigrateCommands(program: Command): void {
         "hybrid: pre-copy rounds before switching to post-copy",
         positiveInteger,
         2,
+      )
+      .option(
+        "--max-rounds <n>",
+        "precopy: stop and copy after this many rounds even if not converged",
+        positiveInteger,
+        30,
       )
       .option("--control <path>", "Unix socket where a paused migration waits for --resume")
       .option("--resume", "tell the paused source at --control to reconnect to --to and finish")

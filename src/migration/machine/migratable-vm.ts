@@ -261,6 +261,11 @@ export class MigratableVm {
     return n;
   }
 
+  /** Start measuring stalls afresh (maxStallMs then covers only what follows). */
+  resetStalls(): void {
+    this.control.resetStalls();
+  }
+
   /** The longest gap between two iterations any vCPU saw since it last started. */
   maxStallMs(): number {
     let max = 0;

@@ -70,6 +70,11 @@ export class VmControl {
     Atomics.store(this.words, HEADER_WORDS + id, iterations);
   }
 
+  /** Forget the worst gaps seen so far (a measurement window starts). */
+  resetStalls(): void {
+    for (let i = 1; i < this.times.length; i += 2) this.times[i] = 0;
+  }
+
   iterations(id: number): number {
     return Atomics.load(this.words, HEADER_WORDS + id);
   }

@@ -8,8 +8,11 @@ export interface PostcopyMemory {
   readonly name: string;
   /** Before any vCPU runs: every page of RAM is missing. */
   arm(): void;
-  /** Install a received page (null: zeros) and wake whoever waits for it. Allocation-free. */
-  place(page: number, data: Buffer | null): void;
+  /**
+   * Install a received page (the 4 KiB of `data` at `at`; zeros for `at` = -1)
+   * and wake whoever waits for it. Allocation-free.
+   */
+  place(page: number, data: Buffer, at: number): void;
   /** Pages already installed (pre-copied and clean): let the guest use them, copying nothing. */
   releaseRun(first: number, count: number): void;
   /** Asynchronous faults (not a vCPU exit): `onFault(page)` for each, until finish(). */

@@ -54,8 +54,8 @@ export class UserfaultMemory implements PostcopyMemory {
     });
   }
 
-  place(page: number, data: Buffer | null): void {
-    if (data) this.vm.pages.install(page, data);
+  place(page: number, data: Buffer, at: number): void {
+    if (at >= 0) this.vm.pages.install(page, data, at);
     else this.vm.pages.zero(page);
     this.releaseRun(page, 1);
   }

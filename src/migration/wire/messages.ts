@@ -82,13 +82,13 @@ export class PageBatchWriter {
 }
 
 /**
- * Visit the pages of a PAGES payload: `data` is the page's 4 KiB (a view of
- * the payload), or null for a zero page. Malformed payloads are refused
- * before any page is visited.
+ * Visit the pages of a PAGES payload: a data page is the 4 KiB of `payload`
+ * at `at`; a zero page comes with `at` = -1. Malformed payloads are refused
+ * before any page is visited. Nothing is allocated per page.
  */
 export function forEachPage(
   payload: Buffer,
-  visit: (index: number, data: Buffer | null) => void,
+  visit: (index: number, payload: Buffer, at: number) => void,
 ): void {
   if (payload.length < 4) throw new MigrationProtocolError("PAGES message too short");
   const count = payload.readUInt32LE(0);
@@ -107,9 +107,9 @@ export function forEachPage(
   for (let i = 0; i < count; i++) {
     const entry = payload.readUInt32LE(indexAt + 4 * i);
     if (entry & PAGE_ZERO) {
-      visit(entry & PAGE_INDEX_MASK, null);
+      visit(entry & PAGE_INDEX_MASK, payload, -1);
     } else {
-      visit(entry, payload.subarray(data, data + PAGE_SIZE));
+      visit(entry, payload, data);
       data += PAGE_SIZE;
     }
   }
