@@ -331,6 +331,27 @@ describe("userfaultfd: resolving ioctls", () => {
     assert.equal(host.mm.tryFaultIn(huge + 2 * MiB, FAULT_ATOMIC), FAULT_EAGAIN);
   });
 
+  test("huge pages of a shared memfd: MINOR and CONTINUE, COPY of whole huge pages", () => {
+    const host = smallHost();
+    const fd = host.memfdCreate("huge", 6 * MiB, { hugePageSize: PAGE_SIZE_2M });
+    const hva = host.mmap({ length: 6 * MiB, prot: RW, flags: MAP_SHARED, fd });
+    const uffd = uffdOf(host);
+    const u = host.userfaultfds;
+    const ioctls = u.register(uffd, { start: hva, len: 6 * MiB, mode: MINOR | MISSING });
+    assert.equal(ioctls, UFFD_API_RANGE_IOCTLS_BASIC & ~bit(_UFFDIO_WRITEPROTECT));
+    host.memfds.pwrite(fd, filled(0x48, 8), 2 * MiB + 3 * P);
+    assert.equal(host.mm.tryFaultIn(hva + 2 * MiB, FAULT_ATOMIC), FAULT_EAGAIN, "MINOR");
+    throwsErrno(() => u.continue(uffd, { start: hva + 2 * MiB, len: P, mode: 0 }), "EINVAL");
+    throwsErrno(() => u.continue(uffd, { start: hva, len: 2 * MiB, mode: 0 }), "EFAULT");
+    assert.equal(u.continue(uffd, { start: hva + 2 * MiB, len: 2 * MiB, mode: 0 }), 2 * MiB);
+    assert.equal(host.copyFromUser(hva + 2 * MiB + 3 * P, 1)[0], 0x48);
+    assert.equal(host.mm.residentFrames(hva), 512);
+    const big = filled(0x49, 2 * MiB);
+    assert.equal(u.copy(uffd, { dst: hva + 4 * MiB, src: big, len: 2 * MiB, mode: 0 }), 2 * MiB);
+    assert.equal(host.memfds.pread(fd, 1, 6 * MiB - 1)[0], 0x49, "in the file");
+    throwsErrno(() => u.zeropage(uffd, { dst: hva, len: 2 * MiB, mode: 0 }), "EINVAL");
+  });
+
   test("UFFDIO_ZEROPAGE", () => {
     const host = smallHost();
     const hva = anon(host, 4 * P);
