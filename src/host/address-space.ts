@@ -1027,8 +1027,10 @@ export class AddressSpace {
         if (mode === MFILL_CONTINUE) fail("EINVAL", "CONTINUE needs a shared mapping");
         head = this.memory.allocateFrames(shift as 0 | 9 | 18, mode === MFILL_ZEROPAGE);
         if (source !== null && mode === MFILL_COPY) {
+          // A source holding exactly the page is copied without making a view of it.
+          const whole = sourceOffset === 0 && source.length === pageSize;
           this.memory.chunkU8[HostMemory.chunkOf(head)].set(
-            source.subarray(sourceOffset, sourceOffset + pageSize),
+            whole ? source : source.subarray(sourceOffset, sourceOffset + pageSize),
             HostMemory.offsetOf(head),
           );
         }

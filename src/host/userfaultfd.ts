@@ -80,7 +80,8 @@ import {
  *   some pages were done before an error, the count is returned in the
  *   field and the call fails with EAGAIN (retry from there), as in Linux;
  *   when the first page fails, the field holds the negated errno (-17 for
- *   EEXIST). Resolving allocates nothing but the pages.
+ *   EEXIST). Resolving allocates nothing but the pages, except that COPY
+ *   from a `src` larger than one page makes a view of it per page.
  * - `wake` wakes a range without resolving it (after DONTWAKE resolutions).
  * - `writeProtect` ({start, len, mode: UFFDIO_WRITEPROTECT_MODE_WP or 0})
  *   sets or clears write protection on present pages of a WP-registered
