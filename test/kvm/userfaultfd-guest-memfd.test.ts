@@ -26,7 +26,7 @@ import {
   type UffdMsg,
 } from "../../src/host/userfaultfd.js";
 import { GUEST_MEMFD_FLAG_MMAP } from "../../src/kvm/uapi.js";
-import type { TouchReply, UffdOrder } from "../host/uffd-worker.js";
+import { type ReaderReply, stamp, type TouchReply, type UffdOrder } from "../host/uffd-worker.js";
 import { HostWorkers } from "../host/workers.js";
 import {
   createTestVm,
@@ -35,6 +35,7 @@ import {
   RAM_BASE,
   readGuestU64,
   sleep,
+  symbol,
   type TestVm,
   UCALL,
   withTimeout,
@@ -59,6 +60,21 @@ _start:
         li      a1, 1
         ${UCALL}
         j       _start
+
+/* Sum the first doubleword of a1 pages from a0 on; finish with the sum in a0. */
+sum_pages:
+        mv      s0, a0
+        mv      s1, a1
+        li      a0, 0
+        li      t2, 4096
+1:      ld      t1, 0(s0)
+        add     a0, a0, t1
+        add     s0, s0, t2
+        addi    s1, s1, -1
+        bnez    s1, 1b
+        li      a1, 1
+        ${UCALL}
+        j       sum_pages
 `;
 
 interface Setup {
@@ -275,6 +291,93 @@ describe("userfaultfd on a mapped guest_memfd", () => {
       noMessage(s, "vCPU faults on the guest_memfd slot");
       assert.equal(s.t.host.lookupPfn(hvaOf(s, page(10))), 0);
     } finally {
+      await teardown(s);
+    }
+  });
+
+  test("vCPUs faulting through a traditional slot on the mapping sleep in userfaultfd until reader threads resolve each page once", async () => {
+    const s = setup();
+    const readerPool = new HostWorkers(s.t.host, 2, "./uffd-worker.js");
+    const stop = new SharedArrayBuffer(4);
+    const VCPUS = 4;
+    const PAGES = 24;
+    try {
+      s.t.vm.setUserMemoryRegion2({
+        slot: 1,
+        flags: 0,
+        guestPhysAddr: ALIAS,
+        memorySize: MEM,
+        userspaceAddr: s.map,
+      });
+      const alias = (gpa: number) => ALIAS + (gpa - RAM_BASE);
+      for (let id = 1; id < VCPUS; id++) s.t.kvm.createVcpu(s.t.vm, id);
+      const readers = [0, 1].map((r) =>
+        readerPool.ask<ReaderReply, UffdOrder>(r, {
+          kind: "reader",
+          fd: s.uffd,
+          stop,
+          seed: r + 1,
+          dontwakeShare: 0.25,
+          delayUs: 20,
+        }),
+      );
+      const first = (id: number) => page(16 + id * PAGES);
+      const vcpus = Array.from({ length: VCPUS }, (_, id) =>
+        s.kvmWorkers.vcpu({
+          id,
+          pc: symbol(s.t, "sum_pages"),
+          stvec: s.t.trap,
+          a0: BigInt(alias(first(id))),
+          a1: BigInt(PAGES),
+          onFault: "stop",
+        }),
+      );
+      const replies = await withTimeout(
+        Promise.all(vcpus.map((v) => v.reply)),
+        60_000,
+        "the vCPUs",
+      );
+      Atomics.store(new Int32Array(stop), 0, 1);
+      const read = await withTimeout(Promise.all(readers), 10_000, "the readers");
+      replies.forEach((reply, id) => {
+        assert.equal(reply.stop, "done", reply.message);
+        let sum = 0n;
+        for (let i = 0; i < PAGES; i++) {
+          sum += BigInt(stamp(hvaOf(s, first(id) + i * PAGE_SIZE)) >>> 0);
+        }
+        assert.equal(reply.a0, sum, `vCPU ${id} saw every page the readers copied`);
+      });
+      const resolved = read.flatMap((r) => r.resolved);
+      assert.equal(resolved.length, VCPUS * PAGES, "one resolution per page");
+      assert.equal(new Set(resolved).size, VCPUS * PAGES);
+      assert.equal(
+        read.reduce((n, r) => n + r.messages.length / 3, 0),
+        VCPUS * PAGES,
+      );
+      for (const r of read) {
+        for (let i = 0; i < r.messages.length; i += 3) {
+          assert.ok(r.messages[i + 2] > 0, "the faulting vCPU thread's id");
+        }
+      }
+      // The pages are in the guest_memfd now; through its own slot, no fault at all.
+      for (const hva of resolved) assert.ok(fileHas(s, RAM_BASE + (hva - s.map)));
+      const direct = await withTimeout(
+        s.kvmWorkers.vcpu({
+          id: 0,
+          pc: symbol(s.t, "sum_pages"),
+          stvec: s.t.trap,
+          a0: BigInt(first(1)),
+          a1: BigInt(PAGES),
+          onFault: "stop",
+        }).reply,
+        10_000,
+        "the vCPU on the guest_memfd slot",
+      );
+      assert.equal(direct.a0, replies[1].a0);
+      noMessage(s, "vCPU faults on the guest_memfd slot");
+    } finally {
+      Atomics.store(new Int32Array(stop), 0, 1);
+      await readerPool.close();
       await teardown(s);
     }
   });
