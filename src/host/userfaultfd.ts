@@ -378,11 +378,8 @@ export class Userfaultfds {
           }
           plan.push(this.mergedRange(m, a, b, mode));
         }
-        mappings.forEach((m, k) => {
-          const [a, b] = plan[k];
-          this.host.mm.setUserfaultRange(a, b - a, mode, ctx);
-          void m;
-        });
+        // Every mapping checked first: a failure registers nothing.
+        for (const [a, b] of plan) this.host.mm.setUserfaultRange(a, b - a, mode, ctx);
         let ioctls = basic ? UFFD_API_RANGE_IOCTLS_BASIC : UFFD_API_RANGE_IOCTLS;
         if ((mode & UFFD_WP) === 0) ioctls &= ~bit(_UFFDIO_WRITEPROTECT);
         if ((mode & UFFD_MINOR) === 0) ioctls &= ~bit(_UFFDIO_CONTINUE);
