@@ -442,6 +442,31 @@ describe("userfaultfd: resolving ioctls", () => {
     u.writeProtect(uffd, { start: huge, len: 2 * MiB, mode: 1 });
   });
 
+  test("WP on shared memory and huge pages: CONTINUE and COPY in WP mode, then unprotect", () => {
+    const host = smallHost();
+    const { fd, hva } = shared(host, 4);
+    const uffd = uffdOf(host);
+    const u = host.userfaultfds;
+    u.register(uffd, { start: hva, len: 4 * P, mode: MINOR | WP });
+    host.memfds.pwrite(fd, filled(0x57, P), 0);
+    u.continue(uffd, { start: hva, len: P, mode: UFFDIO_CONTINUE_MODE_WP });
+    const page = host.faultIn(hva, 0);
+    assert.equal(page, host.memfds.pageCache(fd).lookup(0));
+    assert.equal(host.mm.tryFaultIn(hva, FAULT_WRITE | FAULT_ATOMIC), FAULT_EAGAIN);
+    u.writeProtect(uffd, { start: hva, len: P, mode: 0 });
+    host.copyToUser(hva, filled(0x58, 1));
+    assert.equal(host.memfds.pread(fd, 1, 0)[0], 0x58, "the write reached the file");
+
+    const huge = anon(host, 4 * MiB, PAGE_SIZE_2M);
+    u.register(uffd, { start: huge, len: 4 * MiB, mode: MISSING | WP });
+    const data = filled(0x59, 2 * MiB);
+    u.copy(uffd, { dst: huge, src: data, len: 2 * MiB, mode: UFFDIO_COPY_MODE_WP });
+    assert.equal(host.mm.tryFaultIn(huge + MiB, FAULT_WRITE | FAULT_ATOMIC), FAULT_EAGAIN);
+    assert.ok(host.mm.tryFaultIn(huge + MiB, FAULT_ATOMIC) > 0, "reads go ahead");
+    u.writeProtect(uffd, { start: huge, len: 2 * MiB, mode: 0 });
+    assert.ok(host.mm.tryFaultIn(huge + MiB, FAULT_WRITE | FAULT_ATOMIC) > 0);
+  });
+
   test("UFFDIO_WAKE with nobody waiting, and its range checks", () => {
     const host = smallHost();
     const uffd = uffdOf(host);
