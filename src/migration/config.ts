@@ -53,5 +53,10 @@ export function configProblems(config: MigrationConfig): string[] {
         "userfaultfd never sees a vCPU's guest_memfd faults",
     );
   }
+  if (config.faultMechanism === "uffd" && config.pageSize !== 4096) {
+    out.push(
+      "the uffd fault mechanism places 4 KiB pages (UFFDIO_COPY of whole huge pages is not done): use --hugepages 4K",
+    );
+  }
   return out;
 }

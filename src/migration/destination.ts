@@ -13,6 +13,8 @@ import { FaultRing } from "./fault-ring.js";
 import { decodeVcpuStates, MigratableVm, type MigratableVmSpec } from "./machine/migratable-vm.js";
 import { PageBitmap } from "./page-bitmap.js";
 import type { PostcopyMemory } from "./postcopy/postcopy-memory.js";
+import { ThreadBlocktime } from "./postcopy/thread-blocktime.js";
+import { UffdMemory } from "./postcopy/uffd-memory.js";
 import { UserfaultMemory } from "./postcopy/userfault-memory.js";
 import { MigrationError, type ResumeMessage, type SwitchoverHeader } from "./source.js";
 import {
@@ -98,6 +100,7 @@ export class MigrationDestination {
   private readonly requestBuffer: number[] = [];
   /** Asynchronous faults waiting for their page: page → performance.now() when read. */
   private readonly asyncWaits = new Map<number, number>();
+  private readonly threadBlocktime: ThreadBlocktime;
   private settle!: { resolve: () => void; reject: (error: Error) => void };
   private readonly migrated: Promise<void>;
 
@@ -108,6 +111,7 @@ export class MigrationDestination {
     this.pages = options.spec.memBytes / PAGE_SIZE;
     this.precopied = new PageBitmap(this.pages);
     this.ring = FaultRing.create(this.pages, options.spec.vcpus);
+    this.threadBlocktime = new ThreadBlocktime(options.spec.vcpus);
     this.migrated = new Promise<void>((resolve, reject) => {
       this.settle = { resolve, reject };
     });
@@ -302,6 +306,19 @@ export class MigrationDestination {
       this.fail(new MigrationError(`incoming migration refused: ${reason}`, true));
       return;
     }
+    if (
+      this.options.faultMechanism === "uffd" &&
+      this.options.spec.backing === "anonymous" &&
+      mode !== "postcopy" &&
+      mode !== "precopy"
+    ) {
+      const reason =
+        "the uffd fault mechanism on anonymous memory cannot drop pre-copied pages dirtied again " +
+        "(MADV_DONTNEED is not modelled): use --backing shmem, or --mode postcopy";
+      this.send("return", encodeJson(MSG_REFUSE, { reason }));
+      this.fail(new MigrationError(`incoming migration refused: ${reason}`, true));
+      return;
+    }
     if (mode !== "precopy") {
       this.memory = this.createMemory();
       this.memory.arm();
@@ -314,7 +331,7 @@ export class MigrationDestination {
     if (this.options.faultMechanism === "userfault") {
       return new UserfaultMemory(this.vm, this.options.asyncAll === true);
     }
-    throw new MigrationError("the uffd fault mechanism is not implemented yet");
+    return new UffdMemory(this.vm);
   }
 
   private placePrecopy(payload: Buffer): void {
@@ -396,8 +413,10 @@ export class MigrationDestination {
     if (this.asyncWaits.size > 0) {
       const since = this.asyncWaits.get(page);
       if (since !== undefined) {
+        const now = performance.now();
         this.asyncWaits.delete(page);
-        this.ring.latency.record((performance.now() - since) * 1000);
+        this.ring.latency.record((now - since) * 1000);
+        this.threadBlocktime.installed(page, now);
       }
     }
   };
@@ -413,10 +432,15 @@ export class MigrationDestination {
     }
   }
 
-  private readonly onAsyncFault = (page: number): void => {
+  private readonly onAsyncFault = (page: number, thread: number): void => {
     this.asyncFaults++;
+    if (page < 0 || page >= this.pages) {
+      throw new MigrationProtocolError(`a fault outside guest RAM (page ${page})`);
+    }
     if (this.ring.isReceived(page)) return;
-    if (!this.asyncWaits.has(page)) this.asyncWaits.set(page, performance.now());
+    const now = performance.now();
+    if (!this.asyncWaits.has(page)) this.asyncWaits.set(page, now);
+    if (thread !== 0) this.threadBlocktime.fault(this.vm.vcpuOfThread(thread), page, now);
     if (!this.ring.markRequested(page)) return;
     this.send("return", encodePageList(MSG_PAGE_REQUEST, [page], 1));
   };
@@ -473,7 +497,12 @@ export class MigrationDestination {
   }
 
   private stats(checksums: number[]): DestinationStats {
-    const blocktime = this.ring.blocktime();
+    const ring = this.ring.blocktime();
+    const threads = this.threadBlocktime;
+    const blocktime = {
+      perVcpu: ring.perVcpu.map((ms, v) => ms + threads.perVcpu[v]),
+      overlapped: ring.overlapped + threads.overlapped,
+    };
     const postcopyTimeMs =
       this.postcopyEndedAt > 0 ? this.postcopyEndedAt - this.postcopyStartedAt : 0;
     const rate = (from: number, to: number, ms: number) =>

@@ -71,4 +71,33 @@ describe("migration end to end, two processes over loopback TCP", () => {
       assert.ok(stats.asyncFaults > 0, JSON.stringify(stats));
     },
   );
+
+  for (const mode of ["postcopy", "hybrid"]) {
+    test(
+      `${mode} over userfaultfd on shmem (the uffd fault mechanism): same checksums`,
+      { timeout: 90_000 },
+      async () => {
+        const run = await migrateLocally({
+          cli: CLI,
+          vmArgs: vmArgs({ backing: "shmem", "fault-mechanism": "uffd" }),
+          listenArgs: ["--verify"],
+          sendArgs: ["--mode", mode, "--warmup", "100"],
+          timeoutMs: 80_000,
+        });
+        assert.equal(run.destinationCode, 0, run.destination.stderr);
+        assert.equal(run.sourceCode, 0, run.source.stderr);
+        const result = run.destination.event("result")!;
+        assert.equal(result.verified, true, JSON.stringify(result));
+        const stats = result.stats as {
+          faultMechanism: string;
+          asyncFaults: number;
+          blocktimeMs: number;
+        };
+        assert.equal(stats.faultMechanism, "uffd");
+        // vCPUs sleep in the host's fault path; the VMM learns of them from userfaultfd messages.
+        assert.ok(stats.asyncFaults > 0, JSON.stringify(stats));
+        assert.ok(stats.blocktimeMs > 0, JSON.stringify(stats));
+      },
+    );
+  }
 });

@@ -20,58 +20,65 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * checksums it computes without migration: no page lost, none applied twice.
  */
 describe("post-copy recovery", () => {
-  test(
-    "connections cut twice at random points of post-copy, resumed: same checksums",
-    { timeout: 90_000 },
-    async (t) => {
-      const control = join(tmpdir(), `faultline-test-${process.pid}-${Date.now()}.sock`);
-      let proxy: TcpProxy | null = null;
-      const cuts: number[] = [];
-      const seed = Date.now() % 1000;
-      const run = await migrateLocally({
-        cli: CLI,
-        // 64 MiB: post-copy lasts long enough to be cut twice.
-        vmArgs: vmArgs({ mem: "64M", iterations: 6000 }),
-        listenArgs: ["--verify"],
-        sendArgs: ["--mode", "postcopy", "--warmup", "50", "--control", control],
-        route: async (port) => {
-          proxy = await TcpProxy.start({ host: "127.0.0.1", port });
-          return { host: "127.0.0.1", port: proxy.port };
-        },
-        during: async (source, destination) => {
-          const inPostcopy = (e: MigrationEvent) =>
-            e.event === "progress" && e.status === "postcopy-active";
-          while (!destination.events.some(inPostcopy)) {
-            await sleep(2);
-            if (destination.event("error") || destination.child.exitCode !== null) return;
-          }
-          for (let i = 1; i <= 2; i++) {
-            await sleep(((seed * i * 7919) % 25) + 1);
-            if (source.event("result")) break;
-            cuts.push(proxy!.cutAll());
-            await source.waitFor("paused", 20_000, i);
-            const resume = new MigrationProcess("resume", CLI, [
-              "send",
-              "--resume",
-              "--control",
-              control,
-              "--to",
-              `127.0.0.1:${proxy!.port}`,
-            ]);
-            assert.equal(await resume.exited, 0, resume.stderr);
-          }
-        },
-        timeoutMs: 80_000,
-      });
-      (proxy as TcpProxy | null)?.close();
-      assert.equal(run.destinationCode, 0, run.destination.stderr);
-      assert.equal(run.sourceCode, 0, run.source.stderr);
-      assert.ok(cuts.length >= 1, "post-copy ended before the first cut");
-      const stats = run.source.event("result")!.stats as { recoveries: number };
-      assert.equal(stats.recoveries, cuts.length);
-      t.diagnostic(`connections cut ${cuts.length} times (${cuts.join(", ")} connections each)`);
-      const result = run.destination.event("result")!;
-      assert.equal(result.verified, true, JSON.stringify(result));
-    },
-  );
+  for (const mechanism of ["userfault", "uffd"]) {
+    test(
+      `${mechanism}: connections cut twice at random points of post-copy, resumed: same checksums`,
+      { timeout: 90_000 },
+      async (t) => {
+        const control = join(tmpdir(), `faultline-test-${process.pid}-${Date.now()}.sock`);
+        let proxy: TcpProxy | null = null;
+        const cuts: number[] = [];
+        const seed = Date.now() % 1000;
+        const run = await migrateLocally({
+          cli: CLI,
+          // 64 MiB: post-copy lasts long enough to be cut twice.
+          vmArgs: vmArgs({
+            mem: "64M",
+            iterations: 6000,
+            "fault-mechanism": mechanism,
+            backing: mechanism === "uffd" ? "shmem" : "guest_memfd",
+          }),
+          listenArgs: ["--verify"],
+          sendArgs: ["--mode", "postcopy", "--warmup", "50", "--control", control],
+          route: async (port) => {
+            proxy = await TcpProxy.start({ host: "127.0.0.1", port });
+            return { host: "127.0.0.1", port: proxy.port };
+          },
+          during: async (source, destination) => {
+            const inPostcopy = (e: MigrationEvent) =>
+              e.event === "progress" && e.status === "postcopy-active";
+            while (!destination.events.some(inPostcopy)) {
+              await sleep(2);
+              if (destination.event("error") || destination.child.exitCode !== null) return;
+            }
+            for (let i = 1; i <= 2; i++) {
+              await sleep(((seed * i * 7919) % 25) + 1);
+              if (source.event("result")) break;
+              cuts.push(proxy!.cutAll());
+              await source.waitFor("paused", 20_000, i);
+              const resume = new MigrationProcess("resume", CLI, [
+                "send",
+                "--resume",
+                "--control",
+                control,
+                "--to",
+                `127.0.0.1:${proxy!.port}`,
+              ]);
+              assert.equal(await resume.exited, 0, resume.stderr);
+            }
+          },
+          timeoutMs: 80_000,
+        });
+        (proxy as TcpProxy | null)?.close();
+        assert.equal(run.destinationCode, 0, run.destination.stderr);
+        assert.equal(run.sourceCode, 0, run.source.stderr);
+        assert.ok(cuts.length >= 1, "post-copy ended before the first cut");
+        const stats = run.source.event("result")!.stats as { recoveries: number };
+        assert.equal(stats.recoveries, cuts.length);
+        t.diagnostic(`connections cut ${cuts.length} times (${cuts.join(", ")} connections each)`);
+        const result = run.destination.event("result")!;
+        assert.equal(result.verified, true, JSON.stringify(result));
+      },
+    );
+  }
 });

@@ -176,6 +176,14 @@ export class MigratableVm {
     this.startNow(saved, ring);
   }
 
+  /**
+   * The vCPU whose thread has this id as gettid() names it (a userfaultfd
+   * message's ptid), or -1.
+   */
+  vcpuOfThread(tid: number): number {
+    return this.workers.findIndex((w) => process.pid + w.threadId === tid);
+  }
+
   /** Start prepared vCPU threads at once (within the downtime: no await). */
   startNow(saved: SavedVcpu[], ring: FaultRing | null = null): void {
     if (this.workers.length !== this.spec.vcpus) throw new Error("vCPU threads not prepared");

@@ -9,7 +9,6 @@
  * received waits in the fault ring until the page is in, then runs the vCPU
  * again.
  */
-import { setPriority } from "node:os";
 import { isMainThread, parentPort, workerData } from "node:worker_threads";
 import { ErrnoError } from "../../host/errno.js";
 import { Host, type HostShare } from "../../host/host.js";
@@ -60,13 +59,6 @@ function run(
   const run = vcpu.run;
   const id = data.id;
   restoreVcpuState(vcpu, start.state);
-  if (ring && process.env.FL_NICE) {
-    try {
-      setPriority(Number(process.env.FL_NICE));
-    } catch {
-      // not allowed: run at the same priority
-    }
-  }
   control.progressStarted(id);
   for (;;) {
     try {

@@ -15,8 +15,12 @@ export interface PostcopyMemory {
   place(page: number, data: Buffer, at: number): void;
   /** Pages already installed (pre-copied and clean): let the guest use them, copying nothing. */
   releaseRun(first: number, count: number): void;
-  /** Asynchronous faults (not a vCPU exit): `onFault(page)` for each, until finish(). */
-  watchAsyncFaults(onFault: (page: number) => void): void;
+  /**
+   * Faults that are not a vCPU's exit to this VMM (asynchronous userfaults,
+   * userfaultfd messages): `onFault(page, thread)` for each until finish(),
+   * `thread` being the faulting thread's id where the mechanism names it (else 0).
+   */
+  watchAsyncFaults(onFault: (page: number, thread: number) => void): void;
   /** Every page is in: turn the mechanism off and rebuild large mappings. */
   finish(): void;
 }

@@ -66,7 +66,7 @@ export class UserfaultMemory implements PostcopyMemory {
     this.vm.vm.setMemoryAttributesDelta(this.release);
   }
 
-  watchAsyncFaults(onFault: (page: number) => void): void {
+  watchAsyncFaults(onFault: (page: number, thread: number) => void): void {
     if (this.watching) return;
     this.watching = true;
     const { host, vm } = this.vm;
@@ -82,7 +82,7 @@ export class UserfaultMemory implements PostcopyMemory {
             if (error instanceof ErrnoError && error.errno === "ENOENT") break;
             throw error;
           }
-          onFault((gpa - this.vm.ramBase) / PAGE_SIZE);
+          onFault((gpa - this.vm.ramBase) / PAGE_SIZE, 0);
         }
       }
     };
