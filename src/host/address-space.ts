@@ -520,6 +520,31 @@ export class AddressSpace {
     return this.slowFault(s, gen, hva, page, flags);
   }
 
+  /**
+   * Whether a write through the mapping at `hva` would go ahead without a
+   * fault: the mapping is writable and the page is present and not
+   * write-protected for userfaultfd. The hypervisor maps a read fault's page
+   * writable at stage 2 only then (KVM asks for a writable page only
+   * opportunistically), so a guest's later write still reaches userfaultfd
+   * WP. No fault, no allocation.
+   */
+  writableAt(hva: number): boolean {
+    if (
+      !(hva >= this.cStart && hva < this.cEnd) ||
+      Atomics.load(this.i32, this.cSlot + M_GEN) !== this.cGen
+    ) {
+      if (this.find(hva) < 0) return false;
+    }
+    if ((this.cProt & PROT_WRITE) === 0) return false;
+    const page = ((hva - this.cStart) / PAGE_SIZE) | 0;
+    const pte = Atomics.load(this.i32, this.cEntries + (page >>> this.cPieceShift));
+    return (
+      pte !== 0 &&
+      (pte & PTE_UFFD_WP) === 0 &&
+      Atomics.load(this.i32, this.cSlot + M_GEN) === this.cGen
+    );
+  }
+
   /** The pfn mapped at `hva`, or 0: no fault, nothing populated. */
   lookupPfn(hva: number): number {
     if (

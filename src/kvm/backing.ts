@@ -52,6 +52,16 @@ export class MemslotBacking {
     );
   }
 
+  /**
+   * Whether a read fault may map gfn writable at stage 2: always for a
+   * guest_memfd; for a host mapping, only when a write there would not
+   * fault (writable mapping, page present, no userfaultfd write protection).
+   */
+  hostWritable(slot: Memslot, gfn: number): boolean {
+    if (slot.flags & MEM_GUEST_MEMFD) return true;
+    return this.host.mm.writableAt(MemslotBacking.hvaOf(slot, gfn));
+  }
+
   /** The largest stage-2 mapping the backing allows for gfn: huge pages, aligned alike, inside the slot. */
   maxLevel(slot: Memslot, gfn: number): MappingLevel {
     let pageSize: number;

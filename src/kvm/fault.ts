@@ -81,8 +81,12 @@ export function handleStage2Fault(
     const level: MappingLevel = forceSmall ? LEVEL_4K : vm.backing.maxLevel(slot, gfn);
     const span = FRAMES_AT_LEVEL[level];
     const headGfn = gfn - (gfn % span);
-    // Read faults on a dirty-logged slot map read-only, so the first write faults again.
-    const writable = (slot.flags & MEM_READONLY) === 0 && (!dirtyLogging || write);
+    // Read faults on a dirty-logged slot map read-only, so the first write faults again;
+    // so do read faults on a host page a write would fault on (userfaultfd WP, read-only VMA).
+    const writable =
+      (slot.flags & MEM_READONLY) === 0 &&
+      (!dirtyLogging || write) &&
+      (write || vm.backing.hostWritable(slot, gfn));
     lock(vm.words, vm.base + VM_MMU_LOCK);
     let retry = false;
     try {

@@ -10,6 +10,8 @@ import { describe, test } from "node:test";
 import {
   FAULT_ATOMIC,
   FAULT_EAGAIN,
+  MAP_ANONYMOUS,
+  MAP_PRIVATE,
   MAP_SHARED,
   PROT_READ,
   PROT_WRITE,
@@ -20,9 +22,12 @@ import {
   UFFD_API,
   UFFD_FEATURE_THREAD_ID,
   UFFD_PAGEFAULT_FLAG_MINOR,
+  UFFD_PAGEFAULT_FLAG_WP,
   UFFD_PAGEFAULT_FLAG_WRITE,
+  UFFDIO_COPY_MODE_WP,
   UFFDIO_REGISTER_MODE_MINOR,
   UFFDIO_REGISTER_MODE_MISSING,
+  UFFDIO_REGISTER_MODE_WP,
   type UffdMsg,
 } from "../../src/host/userfaultfd.js";
 import { GUEST_MEMFD_FLAG_MMAP } from "../../src/kvm/uapi.js";
@@ -378,6 +383,49 @@ describe("userfaultfd on a mapped guest_memfd", () => {
     } finally {
       Atomics.store(new Int32Array(stop), 0, 1);
       await readerPool.close();
+      await teardown(s);
+    }
+  });
+
+  test("a vCPU's read of a write-protected page maps it read-only: its write then reaches userfaultfd WP", async () => {
+    const s = setup();
+    try {
+      const length = 1 << 20;
+      const hva = s.t.host.mmap({
+        length,
+        prot: PROT_READ | PROT_WRITE,
+        flags: MAP_PRIVATE | MAP_ANONYMOUS,
+      });
+      const gpa = ALIAS + 2 * MEM;
+      s.t.vm.setUserMemoryRegion2({
+        slot: 2,
+        flags: 0,
+        guestPhysAddr: gpa,
+        memorySize: length,
+        userspaceAddr: hva,
+      });
+      const u = s.t.host.userfaultfds;
+      u.register(s.uffd, {
+        start: hva,
+        len: length,
+        mode: UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+      });
+      u.copy(s.uffd, { dst: hva, src: pageOf(5n), len: PAGE_SIZE, mode: UFFDIO_COPY_MODE_WP });
+      // The same vCPU reads the page (a read fault) and then writes it.
+      const vcpu = runVcpu(s, gpa, gpa + 8);
+      const msg = await nextMessage(s);
+      assert.deepEqual(
+        [msg.address, msg.flags],
+        [hva, UFFD_PAGEFAULT_FLAG_WRITE | UFFD_PAGEFAULT_FLAG_WP],
+      );
+      await sleep(50);
+      assert.equal(vcpu.settled(), false, "the write waits for the page to be unprotected");
+      u.writeProtect(s.uffd, { start: hva, len: PAGE_SIZE, mode: 0 });
+      const reply = await withTimeout(vcpu.reply, 10_000, "the vCPU");
+      assert.equal(reply.stop, "done", reply.message);
+      assert.equal(reply.a0, 5n);
+      assert.deepEqual([...s.t.host.copyFromUser(hva + 8, 2)], [0x33, 0x33]);
+    } finally {
       await teardown(s);
     }
   });
