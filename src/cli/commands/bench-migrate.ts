@@ -3,6 +3,7 @@ import cliProgress from "cli-progress";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { FAULT_MECHANISMS, MIGRATION_MODES } from "../../migration/config.js";
 import { type MigrationEvent, migrateLocally } from "../../migration/local-pair.js";
+import { MigratableVm } from "../../migration/machine/migratable-vm.js";
 import { measureRawTcp } from "../../migration/raw-tcp.js";
 import type { DestinationStats, SourceStats } from "../../migration/stats.js";
 import { parsePageSize, parseSize } from "../sizes.js";
@@ -25,9 +26,10 @@ interface BenchMigrateOptions {
   faultMechanism: string;
   backing: string;
   hugepages: number;
-  iterations: number;
+  iterations?: number;
   stores: number;
   warmup: number;
+  seconds: number;
   json?: boolean;
 }
 
@@ -60,6 +62,9 @@ export async function runMigrationBenchmark(
 ): Promise<BenchMigrateResult> {
   if (o.workload !== "dirtier") throw new InvalidArgumentError(`unknown workload ${o.workload}`);
   const rawTcpBytesPerSecond = await measureRawTcp();
+  const iterations =
+    o.iterations ??
+    Math.ceil((await calibrateDirtier(o.vcpus, o.stores)) * ((o.warmup + 1000 * o.seconds) / 1000));
   const vmArgs = [
     "--mem",
     String(o.mem),
@@ -70,7 +75,7 @@ export async function runMigrationBenchmark(
     "--hugepages",
     String(o.hugepages),
     "--iterations",
-    String(o.iterations),
+    String(iterations),
     "--stores",
     String(o.stores),
     "--fault-mechanism",
@@ -122,6 +127,27 @@ export async function runMigrationBenchmark(
   };
 }
 
+/** The dirtier's iterations per second per vCPU on this machine now (a short run in this process). */
+async function calibrateDirtier(vcpus: number, stores: number): Promise<number> {
+  const { vm, start } = MigratableVm.boot({
+    memBytes: 16 * 2 ** 20,
+    vcpus,
+    iterations: 2 ** 30,
+    storesPerIteration: stores,
+    backing: "guest_memfd",
+    pageSize: 4096,
+  });
+  try {
+    await vm.start(start);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const from = { progress: vm.progress(), at: performance.now() };
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    return ((vm.progress() - from.progress) * 1000) / (performance.now() - from.at) / vcpus;
+  } finally {
+    await vm.close();
+  }
+}
+
 function mib(bytes: number): string {
   return (bytes / 2 ** 20).toFixed(0);
 }
@@ -153,9 +179,24 @@ export function registerBenchMigrateCommand(bench: Command): void {
         .default("guest_memfd"),
     )
     .option("--hugepages <size>", "backing page size: 4K, 2M or 1G", parsePageSize, 4096)
-    .option("--iterations <n>", "workload iterations per vCPU", positiveInteger, 20_000)
-    .option("--stores <n>", "stores per iteration", positiveInteger, 256)
-    .option("--warmup <ms>", "guest run time before the migration starts", positiveInteger, 500)
+    .option(
+      "--iterations <n>",
+      "workload iterations per vCPU (default: enough for --seconds)",
+      positiveInteger,
+    )
+    .option(
+      "--seconds <n>",
+      "without --iterations: size the workload to run this long at the speed measured here first",
+      positiveInteger,
+      6,
+    )
+    .option(
+      "--stores <n>",
+      "stores per iteration (the guest reports progress after each)",
+      positiveInteger,
+      32,
+    )
+    .option("--warmup <ms>", "guest run time before the migration starts", positiveInteger, 2000)
     .option("--json", "print the result as JSON")
     .action(async (options: BenchMigrateOptions) => {
       const bar =
