@@ -47,6 +47,7 @@ import {
  *   host.userfaultfds.copy(uffd, { dst: msg.address, src: page, len: 4096, mode: 0 });
  *   // or zeropage(uffd, {dst, len, mode}), continue(uffd, {start, len, mode}) for MINOR faults
  *   host.userfaultfds.poll(uffd, timeoutMs);             // POLLIN when a message waits
+ *   await host.userfaultfds.pollAsync(uffd, timeoutMs);  // the same on the main thread
  *
  * - `api`: the UFFDIO_API handshake; nothing else works before it (EINVAL),
  *   a second one is EINVAL, unknown features are EINVAL. Returns the
@@ -97,7 +98,9 @@ import {
  *
  * Not modelled: the non-cooperative events (fork, remap, remove, unmap) and
  * so the EAGAIN of a changing mm, UFFDIO_MOVE and UFFDIO_POISON,
- * UFFD_USER_MODE_ONLY, and ESRCH (the address space never goes away).
+ * UFFD_USER_MODE_ONLY, ESRCH (the address space never goes away), and
+ * signals: nothing interrupts a sleeping fault (Linux lets a signal end a
+ * vCPU's wait with EINTR), only a wake, an unregister or the release.
  */
 
 export const UFFD_API = 0xaa;
@@ -493,6 +496,31 @@ export class Userfaultfds {
         Atomics.wait(i32, c + U_READ_SEQ, seq, left);
       }
     });
+  }
+
+  /**
+   * `poll` for the main thread: waits with Atomics.waitAsync, so its event
+   * loop runs on. With a timeout it is the way for a main-thread reader to
+   * stop (readAsync holds its reference until a message comes).
+   */
+  async pollAsync(fd: number, timeoutMs = -1): Promise<number> {
+    const ctx = this.host.files.get(fd, FILE_USERFAULTFD);
+    try {
+      const i32 = this.i32;
+      const c = ctx >> 2;
+      if (Atomics.load(i32, c + U_STATE) !== STATE_RUNNING) return POLLERR;
+      const deadline = timeoutMs < 0 ? Infinity : Date.now() + timeoutMs;
+      for (;;) {
+        const seq = Atomics.load(i32, c + U_READ_SEQ);
+        if (Atomics.load(i32, c + U_PENDING) > 0) return POLLIN;
+        const left = deadline - Date.now();
+        if (left <= 0) return 0;
+        const waiting = Atomics.waitAsync(i32, c + U_READ_SEQ, seq, left);
+        if (waiting.async) await waiting.value;
+      }
+    } finally {
+      putFile(this.host, ctx);
+    }
   }
 
   /** UFFDIO_COPY: copy whole pages from `src` into [dst, dst + len). */

@@ -21,6 +21,7 @@ import { PAGE_SIZE_2M } from "../../src/host/page-cache.js";
 import {
   gettid,
   O_NONBLOCK,
+  POLLERR,
   POLLIN,
   UFFD_API,
   UFFD_EVENT_PAGEFAULT,
@@ -350,6 +351,38 @@ describe("userfaultfd: a fault sleeps until it is resolved", () => {
       assert.equal(msg.address, hva + 2 * P);
       host.userfaultfds.zeropage(uffd, { dst: msg.address, len: P, mode: 0 });
       assert.ok((await t.promise).pfns[0] > 0);
+    } finally {
+      await workers.close();
+    }
+  });
+
+  test("pollAsync on the main thread: a timeout, then POLLIN when a worker faults", async () => {
+    const host = smallHost();
+    const hva = anon(host, 4 * P);
+    const waiting = host.userfaultfd();
+    assert.equal(await host.userfaultfds.pollAsync(waiting, 0), POLLERR, "before UFFDIO_API");
+    const uffd = uffdOf(host, ALL_FEATURES, O_NONBLOCK);
+    host.userfaultfds.register(uffd, { start: hva, len: 4 * P, mode: MISSING });
+    const workers = new UffdWorkers(host, 1);
+    try {
+      const start = performance.now();
+      assert.equal(await host.userfaultfds.pollAsync(uffd, 60), 0);
+      assert.ok(performance.now() - start >= 55, "waited for its timeout");
+      let ticks = 0;
+      const ticker = setInterval(() => ticks++, 5);
+      const polled = host.userfaultfds.pollAsync(uffd);
+      await sleep(60);
+      const t = workers.touch(0, [hva + 3 * P]);
+      assert.equal(await polled, POLLIN);
+      clearInterval(ticker);
+      assert.ok(ticks >= 5, "the event loop ran while pollAsync waited");
+      const msg = host.userfaultfds.read(uffd);
+      assert.equal(msg.address, hva + 3 * P);
+      host.userfaultfds.zeropage(uffd, { dst: msg.address, len: P, mode: 0 });
+      assert.ok((await t.promise).pfns[0] > 0);
+      // Its reference is gone once it returns: closing releases the context.
+      host.close(uffd);
+      assert.equal(host.mm.mappingsIn(hva, hva + 1)[0].uffdMode, 0);
     } finally {
       await workers.close();
     }
