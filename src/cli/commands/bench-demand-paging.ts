@@ -186,7 +186,10 @@ export function formatDemandPagingResult(r: DemandPagingResult): string {
   );
   lines.push(
     `  beside them: the host's first touch alone ${rate(m.firstTouchPagesPerSecond)} pages/s, ` +
-      `a copy into prefaulted memory ${rate(m.copyIntoPrefaultedPagesPerSecond)} pages/s`,
+      `a copy into prefaulted memory ${rate(m.copyIntoPrefaultedPagesPerSecond)} pages/s` +
+      (m.copyIntoReusedPagesPerSecond === null
+        ? ""
+        : `, into reused frames ${rate(m.copyIntoReusedPagesPerSecond)} pages/s`),
   );
   return `${lines.join("\n")}\n`;
 }
