@@ -1,5 +1,5 @@
 import { type Errno, ErrnoError, fail } from "./errno.js";
-import { FILE_MAPPABLE, OBJ_FLAGS, OBJ_PAGE_CACHE, putFile } from "./files.js";
+import { FILE_MAPPABLE, OBJ_FLAGS, OBJ_PAGE_CACHE, OBJ_TYPE, putFile } from "./files.js";
 import type { Host } from "./host.js";
 import { HostMemory, PAGE_SHIFT, PAGE_SIZE } from "./host-memory.js";
 import {
@@ -131,6 +131,8 @@ export interface MappingInfo {
 
 /** A mapping with its userfaultfd registration (mode 0: none; [uffdStart, uffdEnd) in bytes). */
 export interface UserfaultMappingInfo extends MappingInfo {
+  /** The mapped file's type (FILE_MEMFD, FILE_GUEST_MEMFD, ...), 0 for private memory. */
+  fileType: number;
   uffdMode: number;
   uffdContext: number;
   uffdStart: number;
@@ -898,6 +900,7 @@ export class AddressSpace {
         shared: i32[s + M_KIND] === KIND_FILE,
         fileOffset: i32[s + M_PGOFF] * PAGE_SIZE,
         residentFrames: Atomics.load(i32, s + M_MAPPED),
+        fileType: i32[s + M_FILE] === 0 ? 0 : i32[(i32[s + M_FILE] >> 2) + OBJ_TYPE],
         uffdMode: Atomics.load(i32, s + M_UFFD_MODE),
         uffdContext: i32[s + M_UFFD_CONTEXT],
         uffdStart: mStart + i32[s + M_UFFD_FIRST] * PAGE_SIZE,

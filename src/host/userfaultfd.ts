@@ -14,7 +14,14 @@ import {
   type UserfaultMappingInfo,
 } from "./address-space.js";
 import { ErrnoError, fail } from "./errno.js";
-import { FILE_USERFAULTFD, initFileObject, OBJ_TYPE, putFile, registerFileType } from "./files.js";
+import {
+  FILE_GUEST_MEMFD,
+  FILE_USERFAULTFD,
+  initFileObject,
+  OBJ_TYPE,
+  putFile,
+  registerFileType,
+} from "./files.js";
 import type { Host } from "./host.js";
 import { PAGE_SIZE, type HostMemory } from "./host-memory.js";
 import { lock, unlock } from "./sync.js";
@@ -54,7 +61,8 @@ import {
  *   supported features and the ioctls.
  * - `register`/`unregister` ({start, len}, page aligned): modes MISSING, WP,
  *   MINOR (MINOR only on shared memory: memfd, shmem, a guest_memfd mapped
- *   with MMAP). EINVAL for bad ranges, no mapping, bad modes; EBUSY when a
+ *   with MMAP; a guest_memfd mapping takes MISSING and MINOR only, as in
+ *   Linux 7.1). EINVAL for bad ranges, no mapping, bad modes; EBUSY when a
  *   mapping is registered to another userfaultfd. Unregistering wakes the
  *   faults sleeping in the range. A model limit: one registered range per
  *   mapping (registering adjoining ranges with the same mode merges them;
@@ -375,6 +383,9 @@ export class Userfaultfds {
           }
           if ((mode & UFFD_MINOR) !== 0 && !m.shared) {
             fail("EINVAL", `MINOR needs shared memory; ${hex(m.start)} is private`);
+          }
+          if ((mode & UFFD_WP) !== 0 && m.fileType === FILE_GUEST_MEMFD) {
+            fail("EINVAL", `a guest_memfd mapping (${hex(m.start)}) takes MISSING and MINOR only`);
           }
           if (m.uffdMode !== 0 && m.uffdContext !== ctx) {
             fail("EBUSY", `${hex(m.start)} is registered to another userfaultfd`);

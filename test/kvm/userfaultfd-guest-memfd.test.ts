@@ -174,6 +174,16 @@ describe("userfaultfd on a mapped guest_memfd", () => {
       assert.equal(reply.a0, 0x1111n);
       noMessage(s, "vCPU faults");
       assert.ok(fileHas(s, page(0)), "the guest_memfd gave the page itself");
+      assert.throws(
+        () =>
+          s.t.host.userfaultfds.register(s.uffd, {
+            start: s.map,
+            len: MEM,
+            mode: UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+          }),
+        (e: unknown) => (e as { errno?: string }).errno === "EINVAL",
+        "a guest_memfd mapping takes MISSING and MINOR only",
+      );
       assert.equal(s.t.host.lookupPfn(hvaOf(s, page(0))), 0, "the VMM's mapping is untouched");
       assert.equal(s.t.host.lookupPfn(hvaOf(s, page(1))), 0);
 
