@@ -851,8 +851,10 @@ export class AddressSpace {
   /**
    * Register (mode: UFFD_MISSING | UFFD_WP | UFFD_MINOR) or unregister (0)
    * [hva, hva + length) of one mapping for userfaultfd `context` (an arena
-   * offset the handler understands). One range per mapping. MINOR needs a
-   * shared mapping. Not mapped, or spanning mappings: EINVAL.
+   * offset the handler understands: the userfaultfd module's handler takes
+   * only its own file objects; tests that install their own handler may
+   * name anything). One range per mapping. MINOR needs a shared mapping.
+   * Not mapped, or spanning mappings: EINVAL.
    */
   setUserfaultRange(hva: number, length: number, mode: number, context: number): void {
     if ((mode & ~(UFFD_MISSING | UFFD_WP | UFFD_MINOR)) !== 0) fail("EINVAL", `mode ${mode}`);

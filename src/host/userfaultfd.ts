@@ -64,7 +64,8 @@ import {
  *   with MMAP; a guest_memfd mapping takes MISSING and MINOR only, as in
  *   Linux 7.1). EINVAL for bad ranges, no mapping, bad modes; EBUSY when a
  *   mapping is registered to another userfaultfd. Unregistering wakes the
- *   faults sleeping in the range. A model limit: one registered range per
+ *   faults sleeping in the range (Linux wakes only MISSING ranges; waking
+ *   MINOR and WP ones too is harmless: they retry and populate as usual). A model limit: one registered range per
  *   mapping (registering adjoining ranges with the same mode merges them;
  *   unregistering the middle of a range is EINVAL).
  * - A fault on a registered range that finds no page (MISSING), a page only
