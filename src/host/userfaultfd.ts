@@ -89,9 +89,11 @@ import {
  *   WP registration), EFAULT when CONTINUE finds no page in the file. When
  *   some pages were done before an error, the count is returned in the
  *   field and the call fails with EAGAIN (retry from there), as in Linux;
- *   when the first page fails, the field holds the negated errno (-17 for
- *   EEXIST). Resolving allocates nothing but the pages, except that COPY
- *   from a `src` larger than one page makes a view of it per page.
+ *   when the filling itself fails at once (EEXIST, ENOENT, EFAULT...), the
+ *   field holds the negated errno (-17 for EEXIST); a bad range, mode or
+ *   descriptor leaves it alone. Resolving allocates nothing but the pages,
+ *   except that COPY from a `src` larger than one page makes a view of it
+ *   per page.
  * - `wake` wakes a range without resolving it (after DONTWAKE resolutions).
  * - `writeProtect` ({start, len, mode: UFFDIO_WRITEPROTECT_MODE_WP or 0})
  *   sets or clears write protection on present pages of a WP-registered
@@ -537,27 +539,27 @@ export class Userfaultfds {
 
   /** UFFDIO_COPY: copy whole pages from `src` into [dst, dst + len). */
   copy(fd: number, args: UffdioCopy): number {
-    const { dst, len, mode } = args;
-    if (
-      !Number.isInteger(mode) ||
-      (mode & ~(UFFDIO_COPY_MODE_DONTWAKE | UFFDIO_COPY_MODE_WP)) !== 0
-    ) {
-      fail("EINVAL", `bad copy mode ${mode}`);
-    }
-    const srcOffset = args.srcOffset ?? 0;
-    if (!(Number.isInteger(srcOffset) && srcOffset >= 0) || args.src.length - srcOffset < len) {
-      fail("EFAULT", `the source holds fewer than ${len} bytes`);
-    }
-    const op = MFILL_COPY | ((mode & UFFDIO_COPY_MODE_WP) !== 0 ? MFILL_WP : 0);
     const ctx = this.host.files.get(fd, FILE_USERFAULTFD);
     try {
-      args.copy = 0;
-      const done = this.fill(ctx, dst, len, op, args.src, srcOffset);
+      const { dst, len, mode } = args;
+      this.checkReady(ctx);
+      validateRange(dst, len);
+      const known = UFFDIO_COPY_MODE_DONTWAKE | UFFDIO_COPY_MODE_WP;
+      if (!Number.isInteger(mode) || (mode & ~known) !== 0) fail("EINVAL", `bad mode ${mode}`);
+      const srcOffset = args.srcOffset ?? 0;
+      if (!(Number.isInteger(srcOffset) && srcOffset >= 0) || args.src.length - srcOffset < len) {
+        fail("EFAULT", `the source holds fewer than ${len} bytes`);
+      }
+      const op = MFILL_COPY | ((mode & UFFDIO_COPY_MODE_WP) !== 0 ? MFILL_WP : 0);
+      let done: number;
+      try {
+        done = this.fill(dst, len, op, args.src, srcOffset);
+      } catch (error) {
+        args.copy = errnoCount(error);
+        throw error;
+      }
       args.copy = done;
       return this.finish(ctx, dst, len, done, (mode & UFFDIO_COPY_MODE_DONTWAKE) !== 0);
-    } catch (error) {
-      if (args.copy === 0) args.copy = errnoCount(error);
-      throw error;
     } finally {
       putFile(this.host, ctx);
     }
@@ -565,19 +567,23 @@ export class Userfaultfds {
 
   /** UFFDIO_ZEROPAGE: zeroed pages into [dst, dst + len) (not on huge pages). */
   zeropage(fd: number, args: UffdioZeropage): number {
-    const { dst, len, mode } = args;
-    if (!Number.isInteger(mode) || (mode & ~UFFDIO_ZEROPAGE_MODE_DONTWAKE) !== 0) {
-      fail("EINVAL", `bad zeropage mode ${mode}`);
-    }
     const ctx = this.host.files.get(fd, FILE_USERFAULTFD);
     try {
-      args.zeropage = 0;
-      const done = this.fill(ctx, dst, len, MFILL_ZEROPAGE, null, 0);
+      const { dst, len, mode } = args;
+      this.checkReady(ctx);
+      validateRange(dst, len);
+      if (!Number.isInteger(mode) || (mode & ~UFFDIO_ZEROPAGE_MODE_DONTWAKE) !== 0) {
+        fail("EINVAL", `bad mode ${mode}`);
+      }
+      let done: number;
+      try {
+        done = this.fill(dst, len, MFILL_ZEROPAGE, null, 0);
+      } catch (error) {
+        args.zeropage = errnoCount(error);
+        throw error;
+      }
       args.zeropage = done;
       return this.finish(ctx, dst, len, done, mode !== 0);
-    } catch (error) {
-      if (args.zeropage === 0) args.zeropage = errnoCount(error);
-      throw error;
     } finally {
       putFile(this.host, ctx);
     }
@@ -585,21 +591,23 @@ export class Userfaultfds {
 
   /** UFFDIO_CONTINUE: map the pages the file already has over [start, start + len) (MINOR faults). */
   continue(fd: number, args: UffdioContinue): number {
-    const { start, len, mode } = args;
-    const known = UFFDIO_CONTINUE_MODE_DONTWAKE | UFFDIO_CONTINUE_MODE_WP;
-    if (!Number.isInteger(mode) || (mode & ~known) !== 0) {
-      fail("EINVAL", `bad continue mode ${mode}`);
-    }
-    const op = MFILL_CONTINUE | ((mode & UFFDIO_CONTINUE_MODE_WP) !== 0 ? MFILL_WP : 0);
     const ctx = this.host.files.get(fd, FILE_USERFAULTFD);
     try {
-      args.mapped = 0;
-      const done = this.fill(ctx, start, len, op, null, 0);
+      const { start, len, mode } = args;
+      this.checkReady(ctx);
+      validateRange(start, len);
+      const known = UFFDIO_CONTINUE_MODE_DONTWAKE | UFFDIO_CONTINUE_MODE_WP;
+      if (!Number.isInteger(mode) || (mode & ~known) !== 0) fail("EINVAL", `bad mode ${mode}`);
+      const op = MFILL_CONTINUE | ((mode & UFFDIO_CONTINUE_MODE_WP) !== 0 ? MFILL_WP : 0);
+      let done: number;
+      try {
+        done = this.fill(start, len, op, null, 0);
+      } catch (error) {
+        args.mapped = errnoCount(error);
+        throw error;
+      }
       args.mapped = done;
       return this.finish(ctx, start, len, done, (mode & UFFDIO_CONTINUE_MODE_DONTWAKE) !== 0);
-    } catch (error) {
-      if (args.mapped === 0) args.mapped = errnoCount(error);
-      throw error;
     } finally {
       putFile(this.host, ctx);
     }
@@ -717,21 +725,18 @@ export class Userfaultfds {
   // ---------------------------------------------------------------- helpers
 
   /**
-   * The page-by-page loop of mfill_atomic over a range that must lie in one
-   * registered mapping: the bytes done. An error on the first page is
+   * The page-by-page loop of mfill_atomic over a validated range that must
+   * lie in one registered mapping: the bytes done. An error on the first page is
    * thrown; one after some pages ends the loop with a short count.
    * Allocates nothing on success.
    */
   private fill(
-    ctx: number,
     dst: number,
     len: number,
     op: number,
     src: Uint8Array | null,
     srcOffset: number,
   ): number {
-    this.checkReady(ctx);
-    validateRange(dst, len);
     const mm = this.host.mm;
     const registered = mm.userfaultRangeMode(dst, len);
     if (registered === 0) {

@@ -280,6 +280,13 @@ describe("userfaultfd: resolving ioctls", () => {
     throwsErrno(() => u.copy(uffd, { dst: hva + 5 * P, src: page, len: P, mode: 4 }), "EINVAL");
     throwsErrno(() => u.copy(uffd, { dst: hva + 5 * P + 8, src: page, len: P, mode: 0 }), "EINVAL");
     throwsErrno(() => u.copy(uffd, { dst: hva + 5 * P, src: page, len: 0, mode: 0 }), "EINVAL");
+    const badMode: UffdioCopy = { dst: hva + 5 * P, src: page, len: P, mode: 8, copy: 7 };
+    throwsErrno(() => u.copy(uffd, badMode), "EINVAL");
+    assert.equal(badMode.copy, 7, "a validation error leaves the count alone");
+    const unregistered: UffdioCopy = { dst: hva + 7 * P, src: page, len: P, mode: 0 };
+    throwsErrno(() => u.copy(uffd, unregistered), "ENOENT");
+    assert.equal(unregistered.copy, -2, "mfill's own error is written back");
+    throwsErrno(() => u.copy(99, { dst: hva, src: page, len: P, mode: 8 }), "EBADF");
     throwsErrno(() => u.copy(uffd, { dst: hva + 5 * P, src: page, len: 2 * P, mode: 0 }), "EFAULT");
     throwsErrno(
       () => u.copy(uffd, { dst: hva + 5 * P, src: page, len: P, mode: UFFDIO_COPY_MODE_WP }),
