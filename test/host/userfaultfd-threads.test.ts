@@ -685,3 +685,34 @@ test("an atomic fault on a worker fails at once while another sleeps on the same
     await workers.close();
   }
 });
+
+test("the main thread's own fault sleeps (blocking its event loop) until a reader worker resolves it", async () => {
+  const host = smallHost();
+  const hva = anon(host, 4 * P);
+  const uffd = uffdOf(host, ALL_FEATURES, O_NONBLOCK);
+  host.userfaultfds.register(uffd, { start: hva, len: 4 * P, mode: MISSING });
+  const workers = new UffdWorkers(host, 1);
+  const stop = new SharedArrayBuffer(4);
+  try {
+    const reader = workers.ask<ReaderReply>(0, {
+      kind: "reader",
+      fd: uffd,
+      stop,
+      seed: 1,
+      dontwakeShare: 0,
+      delayUs: 0,
+    });
+    await sleep(50); // the reader is polling
+    const start = performance.now();
+    const data = host.copyFromUser(hva + 2 * P, 4); // sleeps in Atomics.wait
+    assert.equal(new Int32Array(data.buffer)[0], stamp(hva + 2 * P));
+    assert.ok(performance.now() - start < 10_000);
+    Atomics.store(new Int32Array(stop), 0, 1);
+    const r = await reader.promise;
+    assert.deepEqual(r.resolved, [hva + 2 * P]);
+    assert.deepEqual(r.messages, [hva + 2 * P, 0, gettid()], "the main thread's id");
+  } finally {
+    Atomics.store(new Int32Array(stop), 0, 1);
+    await workers.close();
+  }
+});
