@@ -157,8 +157,11 @@ export class UserfaultQueue {
       out.address = this.f64[(entry >> 3) + E_ADDRESS_F64];
       out.flags = i32[e + E_FLAGS];
       out.ptid = i32[e + E_PTID];
+      // It stays queued: count it in again before unlink counts it out, so a
+      // resolver's lockless look at U_QUEUED never sees 0 while it moves
+      // (that wake would return without the lock and the fault would sleep on).
+      Atomics.add(i32, c + U_QUEUED, 1);
       this.unlink(ctx, entry);
-      Atomics.add(i32, c + U_QUEUED, 1); // unlink counted it out; it stays queued
       const head = i32[c + U_WAITING_HEAD];
       i32[e + E_PREV] = 0;
       i32[e + E_NEXT] = head;
