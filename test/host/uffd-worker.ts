@@ -52,6 +52,20 @@ export interface ReaderOrder {
   dontwakeShare: number;
   /** Busy time per message in microseconds (a slow handler, to let faults pile up). */
   delayUs: number;
+  /** false: only read and record the messages (another thread resolves, as a background push). */
+  resolve?: boolean;
+}
+
+/** Copy a stamped page to each address in turn, proactively (post-copy's background push). */
+export interface PushOrder {
+  kind: "push";
+  fd: number;
+  hvas: number[];
+}
+
+export interface PushReply {
+  copied: number;
+  eexist: number;
 }
 
 export interface ReaderReply {
@@ -68,6 +82,7 @@ export interface ReaderReply {
 export type UffdOrder =
   | TouchOrder
   | ReaderOrder
+  | PushOrder
   | { kind: "read"; fd: number }
   | { kind: "poll"; fd: number; timeoutMs: number }
   | { kind: "copy-to-user"; hva: number; value: number };
@@ -129,6 +144,7 @@ function reader(host: Host, order: ReaderOrder): ReaderReply {
       throw error;
     }
     reply.messages.push(msg.address, msg.flags, msg.ptid);
+    if (order.resolve === false) continue;
     if (order.delayUs > 0) spin(order.delayUs * next());
     const dontwake = next() < order.dontwakeShare;
     const address = msg.address - (msg.address % 4096);
@@ -149,6 +165,25 @@ function reader(host: Host, order: ReaderOrder): ReaderReply {
   }
 }
 
+function push(host: Host, order: PushOrder): PushReply {
+  const page = new Uint8Array(4096);
+  const pageWords = new Int32Array(page.buffer);
+  const args = { dst: 0, src: page, len: 4096, mode: 0, copy: 0 };
+  const reply: PushReply = { copied: 0, eexist: 0 };
+  for (const hva of order.hvas) {
+    pageWords[0] = stamp(hva);
+    args.dst = hva;
+    try {
+      host.userfaultfds.copy(order.fd, args);
+      reply.copied++;
+    } catch (error) {
+      if (!(error instanceof ErrnoError) || error.errno !== "EEXIST") throw error;
+      reply.eexist++;
+    }
+  }
+  return reply;
+}
+
 if (!isMainThread && parentPort) {
   const port = parentPort;
   const setup = workerData as WorkerSetup;
@@ -161,6 +196,9 @@ if (!isMainThread && parentPort) {
           break;
         case "reader":
           port.postMessage(reader(host, order));
+          break;
+        case "push":
+          port.postMessage(push(host, order));
           break;
         case "read":
           port.postMessage(host.userfaultfds.read(order.fd));

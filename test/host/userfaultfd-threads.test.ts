@@ -41,7 +41,7 @@ import {
   type UffdMsg,
 } from "../../src/host/userfaultfd.js";
 import { MiB, random, shuffled, smallHost } from "./helpers.js";
-import type { ReaderReply, TouchReply, UffdOrder } from "./uffd-worker.js";
+import type { PushReply, ReaderReply, TouchReply, UffdOrder } from "./uffd-worker.js";
 import { stamp } from "./uffd-worker.js";
 import { HostWorkers } from "./workers.js";
 
@@ -660,6 +660,71 @@ describe("userfaultfd: many faulting threads", () => {
     },
   );
 });
+
+test(
+  "a background push resolves faults whose messages readers are taking at the same time",
+  { timeout: 120_000 },
+  async () => {
+    const next = random(77);
+    for (let round = 0; round < 4; round++) {
+      const faulters = 4;
+      const pages = 96;
+      const host = smallHost();
+      const hva = anon(host, faulters * pages * P);
+      const uffd = uffdOf(host, UFFD_FEATURE_THREAD_ID, O_NONBLOCK);
+      host.userfaultfds.register(uffd, { start: hva, len: faulters * pages * P, mode: MISSING });
+      const workers = new UffdWorkers(host, faulters + 4);
+      const stop = new SharedArrayBuffer(4);
+      try {
+        // Two readers only take messages (as post-copy's page requests); two
+        // pushers copy every page in their own order, racing the readers' reads.
+        const readers = [0, 1].map((r) =>
+          workers.ask<ReaderReply>(faulters + r, {
+            kind: "reader",
+            fd: uffd,
+            stop,
+            seed: round * 10 + r,
+            dontwakeShare: 0,
+            delayUs: 0,
+            resolve: false,
+          }),
+        );
+        const all = Array.from({ length: faulters * pages }, (_, i) => hva + i * P);
+        const touches = Array.from({ length: faulters }, (_, f) =>
+          workers.touch(
+            f,
+            shuffled(pages, next).map((p) => hva + (f * pages + p) * P),
+          ),
+        );
+        await sleep(5 + Math.floor(next() * 20));
+        const pushers = [2, 3].map((k) =>
+          workers.ask<PushReply>(faulters + k, {
+            kind: "push",
+            fd: uffd,
+            hvas: shuffled(all.length, next).map((i) => all[i]),
+          }),
+        );
+        const replies = await Promise.all(touches.map((t) => t.promise));
+        const pushed = await Promise.all(pushers.map((p) => p.promise));
+        Atomics.store(new Int32Array(stop), 0, 1);
+        const read = await Promise.all(readers.map((r) => r.promise));
+        replies.forEach((reply, f) => {
+          reply.words.forEach((word, i) => assert.ok(reply.pfns[i] > 0 && word !== 0, `${f}`));
+        });
+        for (const at of all) {
+          const word = new Int32Array(host.copyFromUser(at, 4).buffer)[0];
+          assert.equal(word, stamp(at));
+        }
+        assert.equal(pushed[0].copied + pushed[1].copied, all.length, "each page copied once");
+        const messages = read.reduce((n, r) => n + r.messages.length / 3, 0);
+        assert.ok(messages <= all.length, "no page faulted twice");
+      } finally {
+        Atomics.store(new Int32Array(stop), 0, 1);
+        await workers.close();
+      }
+    }
+  },
+);
 
 test("an atomic fault on a worker fails at once while another sleeps on the same page", async () => {
   const host = smallHost();
