@@ -523,10 +523,17 @@ export class MigrationDestination {
       faults: this.ring.latency.count,
       asyncFaults: this.asyncFaults,
       releasedCleanPages: this.releasedCleanPages,
+      // Until post-copy ended or the first vCPU finished its workload, whichever came first.
       guestRateDuringPostcopy:
-        this.postcopyEndedAt > 0
-          ? rate(this.startProgress, this.progressAtPostcopyEnd, postcopyTimeMs)
-          : null,
+        this.postcopyEndedAt === 0
+          ? null
+          : vm.firstDoneAt > 0 && vm.firstDoneAt < this.postcopyEndedAt
+            ? rate(
+                this.startProgress,
+                vm.progressAtFirstDone,
+                vm.firstDoneAt - this.postcopyStartedAt,
+              )
+            : rate(this.startProgress, this.progressAtPostcopyEnd, postcopyTimeMs),
       guestRateAfter:
         vm.firstDoneAt > this.postcopyEndedAt
           ? rate(

@@ -28,12 +28,20 @@ export class DirtyLog {
     this.logging = true;
   }
 
-  /** Pages written since the last sync, ORed into `into` and re-protected; returns how many. */
-  sync(into: PageBitmap): number {
+  /**
+   * Pages written since the last sync, ORed into `into`; returns how many.
+   * They are re-protected (KVM_CLEAR_DIRTY_LOG) unless `reprotect` is false:
+   * the final sync, with the vCPUs stopped, need not pay for it in the downtime.
+   */
+  sync(into: PageBitmap, reprotect = true): number {
     if (!this.logging) return 0;
     const log = this.vm.getDirtyLog(this.region.slot);
     const dirty = PageBitmap.fromDirtyLog(this.pages, log);
     const count = dirty.count();
+    if (!reprotect) {
+      into.or(dirty);
+      return count;
+    }
     if (count > 0) {
       this.vm.clearDirtyLog({
         slot: this.region.slot,

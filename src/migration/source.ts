@@ -193,8 +193,7 @@ export class MigrationSource {
       paused = true;
       this.vcpusRunningAtSwitchover = saved.filter((v) => !v.done).length;
       stoppedAtWallMs = wallNowMs();
-      this.dirtyLog.sync(this.needed);
-      this.dirtyLog.stop();
+      this.dirtyLog.sync(this.needed, false);
       if (o.mode === "precopy") await this.sendNeeded(this.channel("main"));
       postcopy = this.needed.count() > 0;
       const header: SwitchoverHeader = {
@@ -209,6 +208,8 @@ export class MigrationSource {
         encodeVcpuStates(saved),
       ]);
       this.send("main", this.switchoverFrame);
+      // Out of the downtime: the source's vCPUs stay stopped from here on.
+      this.dirtyLog.stop();
       if (postcopy) this.status = "postcopy-active";
       this.progress();
     } catch (error) {
@@ -357,7 +358,7 @@ export class MigrationSource {
       if (this.mainBatch.full) {
         main.send(this.mainBatch.take(MSG_PAGES));
         // Let requests in between batches: they must not wait behind the pusher.
-        if (++sinceYield >= 4) {
+        if (++sinceYield >= 1) {
           sinceYield = 0;
           await new Promise<void>((resolve) => setImmediate(resolve));
         }

@@ -30,6 +30,7 @@ interface BenchMigrateOptions {
   stores: number;
   warmup: number;
   seconds: number;
+  maxRounds: number;
   json?: boolean;
 }
 
@@ -85,7 +86,7 @@ export async function runMigrationBenchmark(
     cli: FAULTLINE_CLI,
     vmArgs,
     listenArgs: ["--verify"],
-    sendArgs: ["--mode", o.mode, "--warmup", String(o.warmup)],
+    sendArgs: ["--mode", o.mode, "--warmup", String(o.warmup), "--max-rounds", String(o.maxRounds)],
     onEvent,
     timeoutMs: 600_000,
   });
@@ -188,7 +189,7 @@ export function registerBenchMigrateCommand(bench: Command): void {
       "--seconds <n>",
       "without --iterations: size the workload to run this long at the speed measured here first",
       positiveInteger,
-      6,
+      20,
     )
     .option(
       "--stores <n>",
@@ -197,6 +198,12 @@ export function registerBenchMigrateCommand(bench: Command): void {
       32,
     )
     .option("--warmup <ms>", "guest run time before the migration starts", positiveInteger, 2000)
+    .option(
+      "--max-rounds <n>",
+      "precopy: stop and copy after this many rounds (a guest dirtying this fast never converges)",
+      positiveInteger,
+      3,
+    )
     .option("--json", "print the result as JSON")
     .action(async (options: BenchMigrateOptions) => {
       const bar =
