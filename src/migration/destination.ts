@@ -396,18 +396,46 @@ export class MigrationDestination {
   private placePostcopy(payload: Buffer): void {
     this.postcopyBytes += payload.length;
     forEachPage(payload, this.installPostcopy);
+    this.releasePending();
     this.ring.installed();
     if (this.receivedPages === this.pages) this.complete();
   }
 
+  /** Installed pages not yet released: [runStart, runEnd). */
+  private runStart = 0;
+  private runEnd = 0;
+
   private readonly installPostcopy = (page: number, payload: Buffer, at: number): void => {
     if (page >= this.pages) throw new MigrationProtocolError(`page ${page} beyond guest RAM`);
     // First come first installed: a page the guest may have written since is never overwritten.
-    if (this.ring.isReceived(page)) {
+    if (this.ring.isReceived(page) || (page >= this.runStart && page < this.runEnd)) {
       this.duplicatePages++;
       return;
     }
-    this.memory!.place(page, payload, at);
+    const memory = this.memory!;
+    if (memory.install) {
+      // Pushed pages come in order: a batch is released as one run, not page by page.
+      if (page !== this.runEnd) this.releasePending();
+      if (this.runStart === this.runEnd) this.runStart = this.runEnd = page;
+      memory.install(page, payload, at);
+      this.runEnd = page + 1;
+      return;
+    }
+    memory.place(page, payload, at);
+    this.placed(page);
+  };
+
+  private releasePending(): void {
+    const first = this.runStart;
+    const end = this.runEnd;
+    if (first === end) return;
+    this.runStart = this.runEnd = 0;
+    this.memory!.releaseRun(first, end - first);
+    for (let page = first; page < end; page++) this.placed(page);
+  }
+
+  /** A page is in and usable. */
+  private placed(page: number): void {
     this.ring.markReceived(page);
     this.receivedPages++;
     if (this.asyncWaits.size > 0) {
@@ -419,7 +447,7 @@ export class MigrationDestination {
         this.threadBlocktime.installed(page, now);
       }
     }
-  };
+  }
 
   /** vCPU faults from the fault ring, to the return path. */
   private async requestLoop(): Promise<void> {

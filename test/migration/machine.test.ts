@@ -1,6 +1,20 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { Host } from "../../src/host/host.js";
 import { PAGE_SIZE } from "../../src/host/host-memory.js";
+import { Kvm } from "../../src/kvm/kvm.js";
+import {
+  HSM_STOPPED,
+  V_HSM_STATE,
+  V_STEAL_ADDR,
+  V_STEAL_ENABLED,
+} from "../../src/kvm/vcpu-shared.js";
+import {
+  restoreVcpuState,
+  saveVcpuState,
+  vcpuStateFromJson,
+  vcpuStateToJson,
+} from "../../src/migration/machine/vcpu-state.js";
 import { expectedRun } from "../../src/migration/machine/dirtier.js";
 import {
   decodeVcpuStates,
@@ -53,4 +67,52 @@ describe("the migration workload VM", () => {
       }
     },
   );
+});
+
+describe("vCPU state as migration carries it", () => {
+  test("registers, CSRs, the timer, HSM and steal-time registration survive save, JSON and restore", () => {
+    const make = () => {
+      const host = Host.create({ ramBytes: 2 ** 30 });
+      const kvm = Kvm.open(host);
+      const vm = kvm.createVm();
+      return kvm.createVcpu(vm, 0);
+    };
+    const a = make();
+    const hart = a.hart;
+    hart.pc = 0x8020_1234;
+    for (let r = 1; r < 32; r++) hart.setRegister(r, (BigInt(r) << 40n) | 0xdead_beefn);
+    hart.sstatus = 0x122;
+    hart.sie = 0x222;
+    hart.setStvec(0x8020_0101, 0);
+    hart.scounteren = 7;
+    hart.sepc = 0x8020_0040;
+    hart.csrPairs.set([1, 2, 3, 4, 5, 6, 7, 8]);
+    hart.timecmp = hart.readTime() + 10_000_000;
+    a.shared.setWord(V_HSM_STATE, HSM_STOPPED);
+    a.shared.setPair(V_STEAL_ADDR, 0x8040_0000n);
+    a.shared.setWord(V_STEAL_ENABLED, 1);
+    const saved = saveVcpuState(a);
+    const b = make();
+    restoreVcpuState(b, vcpuStateFromJson(JSON.parse(JSON.stringify(vcpuStateToJson(saved)))));
+    assert.deepEqual(saveVcpuState(b).regs, saved.regs);
+    for (const key of [
+      "pc",
+      "priv",
+      "sstatus",
+      "sie",
+      "stvecBase",
+      "stvecMode",
+      "scounteren",
+      "sepc",
+    ] as const) {
+      assert.equal(b.hart[key], a.hart[key], key);
+    }
+    assert.deepEqual(Array.from(b.hart.csrPairs), [1, 2, 3, 4, 5, 6, 7, 8]);
+    // The timer fires as far ahead on the destination as it would have on the source.
+    const ahead = b.hart.timecmp - b.hart.readTime();
+    assert.ok(ahead > 9_000_000 && ahead <= 10_000_000, `timer ${ahead} ticks ahead`);
+    assert.equal(b.shared.word(V_HSM_STATE), HSM_STOPPED);
+    assert.equal(b.shared.pair(V_STEAL_ADDR), 0x8040_0000n);
+    assert.equal(b.shared.word(V_STEAL_ENABLED), 1);
+  });
 });

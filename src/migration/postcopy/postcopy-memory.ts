@@ -13,6 +13,12 @@ export interface PostcopyMemory {
    * and wake whoever waits for it. Allocation-free.
    */
   place(page: number, data: Buffer, at: number): void;
+  /**
+   * Install a page without letting anyone use it yet (releaseRun does, for a
+   * run of installed pages at once); null when the mechanism installs and
+   * releases in one step only (place).
+   */
+  readonly install: ((page: number, data: Buffer, at: number) => void) | null;
   /** Pages already installed (pre-copied and clean): let the guest use them, copying nothing. */
   releaseRun(first: number, count: number): void;
   /**

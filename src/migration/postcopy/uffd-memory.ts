@@ -32,6 +32,8 @@ const ZERO_PAGE = Buffer.alloc(PAGE_SIZE);
  */
 export class UffdMemory implements PostcopyMemory {
   readonly name = "uffd";
+  /** UFFDIO_COPY installs and maps in one step. */
+  readonly install = null;
   private uffd = -1;
   private finished = false;
   private readonly shared: boolean;

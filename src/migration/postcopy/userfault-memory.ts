@@ -55,10 +55,15 @@ export class UserfaultMemory implements PostcopyMemory {
   }
 
   place(page: number, data: Buffer, at: number): void {
-    if (at >= 0) this.vm.pages.install(page, data, at);
-    else this.vm.pages.zero(page);
+    this.install(page, data, at);
     this.releaseRun(page, 1);
   }
+
+  /** The page's bit stays set: nothing sees the page until releaseRun. */
+  readonly install = (page: number, data: Buffer, at: number): void => {
+    if (at >= 0) this.vm.pages.install(page, data, at);
+    else this.vm.pages.zero(page);
+  };
 
   releaseRun(first: number, count: number): void {
     this.release.address = this.vm.ramBase + first * PAGE_SIZE;
