@@ -363,30 +363,37 @@ export class MigrationDestination {
     }
     this.switchedOver = true;
     if (header.postcopy) {
-      if (!this.memory) throw new MigrationProtocolError("post-copy switchover in pre-copy mode");
-      // Pre-copied pages the final bitmap shows clean: released in bulk, nothing copied.
-      const clean = new PageBitmap(this.pages);
-      clean.setAll();
-      clean.andNot(needed);
-      clean.forEachRun((first, count) => {
-        this.memory!.releaseRun(first, count);
-        for (let p = first; p < first + count; p++) this.ring.markReceived(p);
-      });
-      this.releasedCleanPages = clean.count();
-      this.receivedPages = this.releasedCleanPages;
+      const memory = this.memory;
+      if (!memory) throw new MigrationProtocolError("post-copy switchover in pre-copy mode");
       this.status = "postcopy-active";
       this.postcopyStartedAt = performance.now();
       this.channels.main!.yieldBetweenChunks = true;
       this.vm.startNow(saved, this.ring);
       this.startedAtWallMs = wallNowMs();
+      this.startProgress = this.vm.progress();
+      this.send("return", encodeJson(MSG_RUNNING, { startedAtWallMs: this.startedAtWallMs }));
       void this.requestLoop();
-      this.memory.watchAsyncFaults(this.onAsyncFault);
+      memory.watchAsyncFaults(this.onAsyncFault);
+      // Pre-copied pages the final bitmap shows clean: released in bulk,
+      // nothing copied, once the vCPUs run (out of the downtime). A vCPU
+      // that touches one first waits for this release like for any page;
+      // the copy its request brings is dropped as a duplicate.
+      const clean = new PageBitmap(this.pages);
+      clean.setAll();
+      clean.andNot(needed);
+      clean.forEachRun((first, count) => {
+        memory.releaseRun(first, count);
+        for (let p = first; p < first + count; p++) this.ring.markReceived(p);
+      });
+      this.ring.installed();
+      this.releasedCleanPages = clean.count();
+      this.receivedPages = this.releasedCleanPages;
     } else {
       this.vm.startNow(saved, null);
       this.startedAtWallMs = wallNowMs();
+      this.startProgress = this.vm.progress();
+      this.send("return", encodeJson(MSG_RUNNING, { startedAtWallMs: this.startedAtWallMs }));
     }
-    this.startProgress = this.vm.progress();
-    this.send("return", encodeJson(MSG_RUNNING, { startedAtWallMs: this.startedAtWallMs }));
     this.progress();
     if (!header.postcopy || this.receivedPages === this.pages) this.complete();
   }
