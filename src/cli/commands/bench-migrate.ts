@@ -55,6 +55,8 @@ export interface BenchMigrateResult {
   guestRate: { before: number; duringPostcopy: number | null; after: number | null };
   maxStallMs: number;
   checksumVerified: boolean;
+  /** vCPUs still running their workload at the switchover (fewer: the figures after it mean less). */
+  vcpusRunningAtSwitchover: number;
 }
 
 export async function runMigrationBenchmark(
@@ -125,6 +127,7 @@ export async function runMigrationBenchmark(
     // The stall that straddles the switchover includes the downtime.
     maxStallMs: Math.max(s.maxStallMs, d.maxStallMs + s.downtimeMs),
     checksumVerified: destResult.verified === true,
+    vcpusRunningAtSwitchover: s.vcpusRunningAtSwitchover,
   };
 }
 
@@ -189,7 +192,7 @@ export function registerBenchMigrateCommand(bench: Command): void {
       "--seconds <n>",
       "without --iterations: size the workload to run this long at the speed measured here first",
       positiveInteger,
-      20,
+      30,
     )
     .option(
       "--stores <n>",
@@ -228,6 +231,12 @@ export function registerBenchMigrateCommand(bench: Command): void {
         } else bar.update(done, { phase: event.status });
       });
       bar?.stop();
+      if (result.vcpusRunningAtSwitchover < result.vcpus) {
+        process.stderr.write(
+          `faultline: only ${result.vcpusRunningAtSwitchover} of ${result.vcpus} vCPUs were still busy at the ` +
+            `switchover (the machine was faster than measured first): give --seconds or --iterations more\n`,
+        );
+      }
       if (options.json) {
         process.stdout.write(`${JSON.stringify(result)}\n`);
         return;
