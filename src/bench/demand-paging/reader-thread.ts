@@ -15,11 +15,13 @@ import type { UffdMode } from "./options.js";
 import {
   CTL_GO,
   CTL_STOP,
+  markInstalled,
   PAGE_INSTALLING,
   PAGE_MISSING,
   PAGE_PRESENT,
   type SharedBuffers,
   sleepUs,
+  waitForInstall,
 } from "./shared.js";
 
 export interface ReaderThreadData {
@@ -81,7 +83,7 @@ function main(data: ReaderThreadData, port: NonNullable<typeof parentPort>): voi
     // One handler per page, even when two vCPUs (-o) fault on it at once.
     const prev = Atomics.compareExchange(state, page, PAGE_MISSING, PAGE_INSTALLING);
     if (prev !== PAGE_MISSING) {
-      if (prev === PAGE_INSTALLING) Atomics.wait(state, page, PAGE_INSTALLING);
+      if (prev !== PAGE_PRESENT) waitForInstall(state, page);
       wakeArgs.start = address;
       uffds.wake(fd, wakeArgs);
       continue;
@@ -97,8 +99,7 @@ function main(data: ReaderThreadData, port: NonNullable<typeof parentPort>): voi
       uffds.copy(fd, copyArgs);
     }
     for (let i = 0; i < unitPages; i++) Atomics.add(installs, page + i, 1);
-    Atomics.store(state, page, PAGE_PRESENT);
-    Atomics.notify(state, page);
+    markInstalled(state, page);
     resolved++;
   }
   port.postMessage({ type: "finished", resolved } satisfies ReaderThreadMessage);

@@ -662,12 +662,13 @@ export async function runDemandPaging(
     }
   }
   const faultCounts = new Int32Array(shared.faults);
+  const faultsOf = () => faultCounts.reduce((a, b) => a + b, 0);
   const installs = new Int32Array(shared.installs);
   let warmFaults = 0;
   let warmInstalls = 0;
   const pretouching: Promise<void>[] = [];
   const run = await runThreads(shared, vcpuData, readerData, vcpus, MEASURED_PASSES, () => {
-    warmFaults = faultCounts.reduce((a, b) => a + b, 0);
+    warmFaults = faultsOf();
     warmInstalls = installs.reduce((a, b) => a + b, 0);
     writeGuestArgs(g, layout, false, o.remotePages, true);
     if (o.pretouch) pretouching.push(pretouch(host, fillHva, layout, new Int32Array(shared.state)));
@@ -689,7 +690,7 @@ export async function runDemandPaging(
   const pages = o.overlap ? layout.pages : vcpus * layout.pages;
   if (measured !== pages) throw new Error(`layout: ${measured} measured pages, not ${pages}`);
   const faults = o.kvmUserfault
-    ? faultCounts.reduce((a, b) => a + b, 0) - warmFaults
+    ? faultsOf() - warmFaults
     : (installs.reduce((a, b) => a + b, 0) - warmInstalls) / (pageSize / PAGE_SIZE);
 
   // Rates and latencies.

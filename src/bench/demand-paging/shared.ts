@@ -49,6 +49,30 @@ export const TIME_WORDS = 4;
 export const PAGE_MISSING = 0;
 export const PAGE_INSTALLING = 1;
 export const PAGE_PRESENT = 2;
+/** Installing, and another thread waits for it (so the installer must notify). */
+export const PAGE_INSTALLING_WAITED = 3;
+
+/** Int32 words per vCPU in `faults`: one cache line each, so vCPU threads never share one. */
+export const FAULT_WORDS = 16;
+
+/**
+ * Wait until another thread has installed `page` (its state is INSTALLING):
+ * mark that someone waits, so that the installer knows to notify.
+ */
+export function waitForInstall(state: Int32Array, page: number): void {
+  Atomics.compareExchange(state, page, PAGE_INSTALLING, PAGE_INSTALLING_WAITED);
+  Atomics.wait(state, page, PAGE_INSTALLING_WAITED);
+}
+
+/**
+ * Mark `page` installed; notify only when a thread waits for it (a notify
+ * takes a process-wide lock in V8, which the vCPU threads would contend on).
+ */
+export function markInstalled(state: Int32Array, page: number): void {
+  if (Atomics.exchange(state, page, PAGE_PRESENT) === PAGE_INSTALLING_WAITED) {
+    Atomics.notify(state, page);
+  }
+}
 
 export interface SharedBuffers {
   control: SharedArrayBuffer;
@@ -74,7 +98,7 @@ export function createSharedBuffers(
     state: new SharedArrayBuffer(pages * 4),
     installs: new SharedArrayBuffer(pages * 4),
     times: new SharedArrayBuffer((vcpus + 1) * TIME_WORDS * 8),
-    faults: new SharedArrayBuffer(vcpus * 4),
+    faults: new SharedArrayBuffer(vcpus * FAULT_WORDS * 4),
     remote: new SharedArrayBuffer(remoteBytes),
   };
 }

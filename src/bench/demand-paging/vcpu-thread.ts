@@ -28,12 +28,15 @@ import {
   CTL_PARKED,
   CTL_PASS,
   nowMs,
+  FAULT_WORDS,
+  markInstalled,
   PAGE_INSTALLING,
   PAGE_MISSING,
   PAGE_PRESENT,
   type SharedBuffers,
   sleepUs,
   TEST_GPA,
+  waitForInstall,
   TIME_PASS_END,
   TIME_WORDS,
 } from "./shared.js";
@@ -130,12 +133,11 @@ export class KvmFaultHandler {
   handle(gpa: number): void {
     const page = (gpa - TEST_GPA) / PAGE_SIZE;
     const prev = Atomics.compareExchange(this.state, page, PAGE_MISSING, PAGE_INSTALLING);
-    if (prev === PAGE_INSTALLING) {
+    if (prev !== PAGE_MISSING) {
       // Another vCPU (-o) is installing it: wait for it, then run again.
-      Atomics.wait(this.state, page, PAGE_INSTALLING);
+      if (prev !== PAGE_PRESENT) waitForInstall(this.state, page);
       return;
     }
-    if (prev === PAGE_PRESENT) return;
     sleepUs(this.sleepCell, this.delayUs);
     this.installer.install(page);
     if (this.uffds.length > 0) {
@@ -145,8 +147,7 @@ export class KvmFaultHandler {
     }
     this.release(page);
     Atomics.add(this.installs, page, 1);
-    Atomics.store(this.state, page, PAGE_PRESENT);
-    Atomics.notify(this.state, page);
+    markInstalled(this.state, page);
   }
 
   private release(page: number): void {
@@ -205,7 +206,7 @@ function main(data: VcpuThreadData, port: NonNullable<typeof parentPort>): void 
         (run.memoryFault.flags & MEMORY_EXIT_FLAG_USERFAULT) !== 0 &&
         run.memoryFault.gpa >= TEST_GPA
       ) {
-        faults[vcpu.id]++;
+        faults[vcpu.id * FAULT_WORDS]++;
         handler.handle(run.memoryFault.gpa);
         return;
       }
