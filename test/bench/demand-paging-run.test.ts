@@ -105,6 +105,20 @@ describe("bench demand-paging end to end", () => {
     checkResult(u, 2, 256);
   });
 
+  test("-o on the memslot bitmap: vCPUs on two threads wait for each other's installs", async () => {
+    const r = await run({
+      kvmUserfault: true,
+      userfaultApi: "memslot-bitmap",
+      overlap: true,
+      vcpus: 4,
+      workers: 2,
+      bytesPerVcpu: 1 * MiB,
+    });
+    assert.equal(r.verified, true);
+    assert.equal(r.pages, 256);
+    assert.ok(r.faults >= 256 && r.faults <= 4 * 256, `${r.faults} exits`);
+  });
+
   test("-s shmem and -s guest_memfd with -k, both shapes", async () => {
     checkResult(await run({ kvmUserfault: true, backing: "shmem", bytesPerVcpu: 1 * MiB }), 1, 256);
     for (const userfaultApi of ["attributes", "memslot-bitmap"] as const) {

@@ -45,7 +45,7 @@ export interface ReaderThreadData {
 export type ReaderThreadMessage =
   { type: "ready" } | { type: "finished"; resolved: number } | { type: "error"; message: string };
 
-const POLL_MS = 20;
+const POLL_MS = 100;
 
 function main(data: ReaderThreadData, port: NonNullable<typeof parentPort>): void {
   const host = Host.attach(data.host);
