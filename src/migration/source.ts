@@ -373,7 +373,8 @@ export class MigrationSource {
     const pages = decodePageList(payload);
     const preempt = this.channel("preempt");
     this.postcopyRequests += pages.length;
-    for (const page of pages) {
+    for (let i = 0; i < pages.length; i++) {
+      const page = pages[i];
       if (page >= this.pages) throw new MigrationProtocolError(`page request for page ${page}`);
       // Sent even when the pusher sent it already: that copy may still sit
       // behind bulk data, and the destination drops whichever comes second.
