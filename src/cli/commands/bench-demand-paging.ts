@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import {
   BACKING_SOURCES,
   type BackingSource,
@@ -49,11 +49,10 @@ function addOptions(command: Command): Command {
   const d = DEFAULT_OPTIONS;
   return command
     .option("-v, --vcpus <n>", "vCPUs", integer(1), d.vcpus)
-    .option(
-      "-b, --bytes-per-vcpu <size>",
-      "memory each vCPU demand-pages (64M, 1G...)",
-      size,
-      d.bytesPerVcpu,
+    .addOption(
+      new Option("-b, --bytes-per-vcpu <size>", "memory each vCPU demand-pages (64M, 1G...)")
+        .argParser(size)
+        .default(d.bytesPerVcpu, `${d.bytesPerVcpu / 2 ** 20}M; the kernel test's is 1G`),
     )
     .option("-k, --kvm-userfault", "KVM Userfault: each vCPU's thread resolves its own faults")
     .option("-u, --uffd <mode>", "userfaultfd in MISSING or MINOR mode")
