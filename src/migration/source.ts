@@ -108,6 +108,12 @@ export class MigrationSource {
   private readonly dirtyLog: DirtyLog;
   private readonly preemptBatch = new PageBatchWriter();
   private readonly mainBatch = new PageBatchWriter();
+  /**
+   * Post-copy pushes go in smaller frames: a page request is answered
+   * between two frames, and each frame is copied, checksummed and installed
+   * in one go on either side, so its size bounds how long a request waits.
+   */
+  private readonly pushBatch = new PageBatchWriter(16);
   private readonly migrationId: string;
   private cursor = 0;
   private switchoverFrame: Buffer | null = null;
@@ -353,10 +359,10 @@ export class MigrationSource {
       if (page < 0) break;
       this.cursor = page + 1;
       this.needed.clear(page);
-      this.addPage(this.mainBatch, page);
+      this.addPage(this.pushBatch, page);
       this.postcopyPages++;
-      if (this.mainBatch.full) {
-        main.send(this.mainBatch.take(MSG_PAGES));
+      if (this.pushBatch.full) {
+        main.send(this.pushBatch.take(MSG_PAGES));
         // Let requests in between batches: they must not wait behind the pusher.
         if (++sinceYield >= 1) {
           sinceYield = 0;
@@ -364,7 +370,7 @@ export class MigrationSource {
         }
       }
     }
-    if (this.mainBatch.count > 0) main.send(this.mainBatch.take(MSG_PAGES));
+    if (this.pushBatch.count > 0) main.send(this.pushBatch.take(MSG_PAGES));
     this.progress();
   }
 
