@@ -150,7 +150,12 @@ export class MigrationSource {
     const guestRateBefore =
       o.guestRateBefore ?? (this.vm.progress() * 1000) / (startedAt - this.vm.startedAt);
     this.vm.resetStalls();
-    await this.connect(false);
+    try {
+      await this.connect(false);
+    } catch (error) {
+      this.abort();
+      throw new MigrationError((error as Error).message);
+    }
     this.send(
       "main",
       encodeJson(MSG_SETUP, { config: this.config, mode: o.mode, pages: this.pages }),
