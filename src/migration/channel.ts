@@ -3,6 +3,14 @@ import { FrameDecoder } from "./wire/frame-decoder.js";
 import { messageName, MigrationProtocolError, MSG_REFUSE } from "./wire/format.js";
 import { encodeJson } from "./wire/messages.js";
 
+/** The connection itself failed or was closed (as opposed to a bad stream or a local error). */
+export class ConnectionLost extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConnectionLost";
+  }
+}
+
 export type ChannelName = "main" | "return" | "preempt";
 export const CHANNEL_NAMES: readonly ChannelName[] = ["main", "return", "preempt"];
 
@@ -60,8 +68,8 @@ export class Channel {
         this.close(error as Error);
       }
     });
-    socket.on("error", (error) => this.close(error));
-    socket.on("close", () => this.close(new Error(`${this.name}: connection closed`)));
+    socket.on("error", (error) => this.close(new ConnectionLost(`${this.name}: ${error.message}`)));
+    socket.on("close", () => this.close(new ConnectionLost(`${this.name}: connection closed`)));
   }
 
   /** What errors call this connection ("main channel" once its HELLO says so). */

@@ -1,6 +1,6 @@
 import { createServer, type Server } from "node:net";
 import { PAGE_SIZE } from "../host/host-memory.js";
-import { Channel, CHANNEL_NAMES, type ChannelName } from "./channel.js";
+import { Channel, CHANNEL_NAMES, type ChannelName, ConnectionLost } from "./channel.js";
 import {
   configDifferences,
   configProblems,
@@ -219,6 +219,15 @@ export class MigrationDestination {
   private onChannelClosed(channel: Channel, reason: Error | null): void {
     if (this.status === "completed" || this.status === "failed") return;
     const why = reason?.message ?? `${channel.name} closed`;
+    if (reason !== null && !(reason instanceof ConnectionLost)) {
+      // A bad stream, or this side failed handling a message: never a pause, never a hang.
+      this.fail(
+        reason instanceof MigrationProtocolError
+          ? new MigrationError(`incoming migration refused: ${why}`, true)
+          : new MigrationError(`incoming migration failed here: ${why}`),
+      );
+      return;
+    }
     if (this.switchedOver) {
       if (this.status === "postcopy-active" || this.status === "postcopy-recover") this.pause(why);
       return;

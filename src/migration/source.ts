@@ -1,5 +1,5 @@
 import { PAGE_SIZE } from "../host/host-memory.js";
-import type { Channel } from "./channel.js";
+import { type Channel, ConnectionLost } from "./channel.js";
 import type { MigrationConfig, MigrationMode } from "./config.js";
 import { type Channels, closeChannels, connectChannels } from "./connect.js";
 import { DirtyLog } from "./dirty-log.js";
@@ -446,7 +446,9 @@ export class MigrationSource {
       channel.onFrame = (type, payload) => this.onMessage(type, payload);
       channel.onClose = (reason) => {
         if (this.channels !== channels) return;
-        this.broken(reason ?? new Error(`${channel.name}: the destination closed the connection`));
+        this.broken(
+          reason ?? new ConnectionLost(`${channel.name}: the destination closed the connection`),
+        );
       };
     }
   }
@@ -483,10 +485,12 @@ export class MigrationSource {
   }
 
   private broken(reason: Error): void {
+    // Only the network breaking pauses a post-copy; a bad stream or a local
+    // failure ends the migration.
     const error =
-      reason instanceof MigrationProtocolError
-        ? new MigrationError(reason.message)
-        : new ConnectionBroken(reason.message);
+      reason instanceof ConnectionLost
+        ? new ConnectionBroken(reason.message)
+        : new MigrationError(reason.message);
     this.fail(error);
   }
 
