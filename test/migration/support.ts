@@ -8,7 +8,7 @@ export function vmArgs(extra: Record<string, string | number> = {}): string[] {
   const options: Record<string, string | number> = {
     mem: "16M",
     vcpus: 4,
-    iterations: 3000,
+    iterations: 6000,
     stores: 256,
     ...extra,
   };
