@@ -1,0 +1,92 @@
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { describe, test } from "node:test";
+import { promisify } from "node:util";
+import { CLI } from "./support.js";
+
+const run = promisify(execFile);
+
+/** The keys DESIGN.md section 8 lists for `bench migrate --json` (README documents them). */
+const BENCH_MIGRATE_KEYS = [
+  "mode",
+  "faultMechanism",
+  "memBytes",
+  "totalTimeMs",
+  "downtimeMs",
+  "setupTimeMs",
+  "transferredBytes",
+  "precopyRounds",
+  "postcopyRequests",
+  "blocktimeMs",
+  "faultLatencyUs",
+  "throughputBytesPerSecond",
+  "rawTcpBytesPerSecond",
+  "guestRate",
+  "maxStallMs",
+  "checksumVerified",
+];
+
+describe("the migration commands", () => {
+  test(
+    "faultline demo migrates the busy guest and verifies its checksums",
+    { timeout: 60_000 },
+    async () => {
+      const { stdout } = await run(process.execPath, [CLI, "demo"], { timeout: 50_000 });
+      assert.match(stdout, /migrated while running: downtime [\d.]+ ms/);
+      assert.match(stdout, /verified: the same as the guest computes without migration/);
+    },
+  );
+
+  test("faultline bench migrate --json has every documented key", { timeout: 90_000 }, async () => {
+    const { stdout } = await run(
+      process.execPath,
+      [
+        CLI,
+        "bench",
+        "migrate",
+        "--mem",
+        "16M",
+        "--vcpus",
+        "2",
+        "--seconds",
+        "3",
+        "--warmup",
+        "200",
+        "--json",
+      ],
+      { timeout: 80_000 },
+    );
+    const result = JSON.parse(stdout) as Record<string, unknown>;
+    for (const key of BENCH_MIGRATE_KEYS) assert.ok(key in result, `missing ${key}`);
+    assert.deepEqual(Object.keys(result.faultLatencyUs as object), ["p50", "p99", "max"]);
+    assert.deepEqual(Object.keys(result.guestRate as object), [
+      "before",
+      "duringPostcopy",
+      "after",
+    ]);
+    assert.equal(result.mode, "postcopy");
+    assert.equal(result.faultMechanism, "userfault");
+    assert.equal(result.memBytes, 16 * 2 ** 20);
+    assert.equal(result.checksumVerified, true);
+    assert.ok((result.rawTcpBytesPerSecond as number) > 0);
+  });
+
+  test("bad arguments are refused with the reason", { timeout: 30_000 }, async () => {
+    await assert.rejects(
+      run(process.execPath, [CLI, "migrate", "send", "--to", "nohostport"]),
+      (error: { code: number; stderr: string }) => {
+        assert.equal(error.code, 2);
+        assert.match(error.stderr, /"nohostport" is not HOST:PORT/);
+        return true;
+      },
+    );
+    await assert.rejects(
+      run(process.execPath, [CLI, "migrate", "listen", "--fault-mechanism", "magic"]),
+      (error: { code: number; stderr: string }) => {
+        assert.equal(error.code, 2);
+        assert.match(error.stderr, /fault-mechanism/);
+        return true;
+      },
+    );
+  });
+});
