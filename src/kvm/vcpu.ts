@@ -16,6 +16,7 @@ import {
   Hart,
 } from "../riscv/cpu/hart.js";
 import { Memslot } from "./memslots.js";
+import { regList } from "./one-reg.js";
 import { RunState } from "./run-state.js";
 import { Stage2Mmu } from "./stage2-mmu.js";
 import {
@@ -39,6 +40,7 @@ import {
   V_HSM_STATE,
   VcpuShared,
 } from "./vcpu-shared.js";
+import { getMpState, getOneReg, setMpState, setOneReg } from "./vcpu-regs.js";
 import type { Vm } from "./vm.js";
 import {
   FAULT_HWPOISON,
@@ -126,6 +128,8 @@ export class Vcpu {
   private runUntilExit(): void {
     this.completePendingExit();
     const hart = this.hart;
+    // Guest time is the VM's; another vCPU may have moved it (KVM_SET_ONE_REG of the timer's time).
+    hart.timeEpochMs = this.vm.timeEpochMs;
     // Being scheduled in: the steal-time record is updated before guest code runs.
     this.shared.request(REQ_RECORD_STEAL);
     for (;;) {
@@ -177,6 +181,31 @@ export class Vcpu {
     const ns = (performance.now() - this.runLeftAt) * 1e6;
     this.runLeftAt = -1;
     return ns;
+  }
+
+  /** KVM_GET_ONE_REG (ids from one-reg.ts); on this vCPU's thread, outside run(). */
+  getOneReg(id: bigint): bigint {
+    return getOneReg(this, id);
+  }
+
+  /** KVM_SET_ONE_REG; on this vCPU's thread, outside run(). */
+  setOneReg(id: bigint, value: bigint): void {
+    setOneReg(this, id, value);
+  }
+
+  /** KVM_GET_REG_LIST: every id getOneReg answers. */
+  getRegList(): bigint[] {
+    return regList();
+  }
+
+  /** KVM_GET_MP_STATE: KVM_MP_STATE_RUNNABLE or KVM_MP_STATE_STOPPED. */
+  getMpState(): number {
+    return getMpState(this);
+  }
+
+  /** KVM_SET_MP_STATE. */
+  setMpState(state: number): void {
+    setMpState(this, state);
   }
 
   /** HSM: keep this vCPU stopped until another hart starts it (KVM_SET_MP_STATE). */

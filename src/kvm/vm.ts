@@ -190,6 +190,11 @@ export class Vm {
     return this.memory.arenaF64[(this.base + VM_TIME_EPOCH) >> 1];
   }
 
+  /** Move guest time 0 (setting the timer's time register moves it for the whole VM, as in KVM). */
+  set timeEpochMs(ms: number) {
+    this.memory.arenaF64[(this.base + VM_TIME_EPOCH) >> 1] = ms;
+  }
+
   /**
    * A system event (SBI SRST or legacy shutdown): recorded once for the VM,
    * and every vCPU leaves KVM_RUN with EXIT_SYSTEM_EVENT.

@@ -159,6 +159,20 @@ function writeCsr(hart: Hart, csr: number, lo: number, hi: number): number {
   }
 }
 
+/**
+ * A CSR as the layer above reads it to save the hart (KVM_GET_ONE_REG): the
+ * 64-bit value, or null when the hart has no such CSR.
+ */
+export function getCsr(hart: Hart, csr: number): bigint | null {
+  if (!readCsr(hart, csr, hart.instret)) return null;
+  return BigInt.asUintN(64, (BigInt(value[1]) << 32n) | BigInt(value[0] >>> 0));
+}
+
+/** Write a CSR as a guest instruction would (legalized, WARL), to restore the hart. */
+export function setCsr(hart: Hart, csr: number, v: bigint): void {
+  writeCsr(hart, csr, Number(BigInt.asIntN(32, v)), Number(BigInt.asIntN(32, v >> 32n)));
+}
+
 /** CSRRW/CSRRS/CSRRC and their immediate forms. */
 export function executeCsr(hart: Hart, inst: number, retired: number): number {
   const f3 = (inst >> 12) & 7;

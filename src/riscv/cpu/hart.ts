@@ -115,7 +115,8 @@ export class Hart {
 
   /** Supervisor timer compare value in ticks (SBI set_timer); Infinity when unset. */
   timecmp = Infinity;
-  readonly timeEpochMs: number;
+  /** Host wall-clock ms of guest time 0; the layer above may move it (restoring guest time). */
+  timeEpochMs: number;
 
   /** LR reservation: address (-1 when none), size and the value LR loaded. */
   reservation = -1;
