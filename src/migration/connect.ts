@@ -1,5 +1,7 @@
 import { connect as tcpConnect, type Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import { Channel, CHANNEL_NAMES, type ChannelName } from "./channel.js";
+import { tlsClientOptions, type Transport } from "./transport.js";
 import { MSG_HELLO } from "./wire/format.js";
 import { encodeJson } from "./wire/messages.js";
 
@@ -12,14 +14,21 @@ export interface Hello {
 
 export type Channels = Record<ChannelName, Channel>;
 
-function openSocket(host: string, port: number, timeoutMs: number): Promise<Socket> {
+function openSocket(
+  host: string,
+  port: number,
+  transport: Transport,
+  timeoutMs: number,
+): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = tcpConnect({ host, port });
+    const socket = transport.psk
+      ? tlsConnect({ host, port, ...tlsClientOptions(transport.psk) })
+      : tcpConnect({ host, port });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new Error(`connecting to ${host}:${port} timed out after ${timeoutMs} ms`));
     }, timeoutMs);
-    socket.once("connect", () => {
+    socket.once(transport.psk ? "secureConnect" : "connect", () => {
       clearTimeout(timer);
       socket.removeAllListeners("error");
       resolve(socket);
@@ -40,10 +49,13 @@ export async function connectChannels(
   port: number,
   migration: string,
   resume: boolean,
+  transport: Transport = { psk: null },
   timeoutMs = 10_000,
 ): Promise<Channels> {
   const sockets = await Promise.allSettled(
-    CHANNEL_NAMES.map((name) => openSocket(host, port, timeoutMs).then((s) => [name, s] as const)),
+    CHANNEL_NAMES.map((name) =>
+      openSocket(host, port, transport, timeoutMs).then((s) => [name, s] as const),
+    ),
   );
   const failed = sockets.find((s) => s.status === "rejected");
   if (failed) {

@@ -1,4 +1,5 @@
-import { createServer, type Server } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
 import { PAGE_SIZE } from "../host/host-memory.js";
 import { Channel, CHANNEL_NAMES, type ChannelName, ConnectionLost } from "./channel.js";
 import {
@@ -13,6 +14,7 @@ import { FaultRing } from "./fault-ring.js";
 import { decodeVcpuStates, MigratableVm, type MigratableVmSpec } from "./machine/migratable-vm.js";
 import { PageBitmap } from "./page-bitmap.js";
 import type { PostcopyMemory } from "./postcopy/postcopy-memory.js";
+import { checkTransport, tlsServerOptions, type Transport } from "./transport.js";
 import { ThreadBlocktime } from "./postcopy/thread-blocktime.js";
 import { UffdMemory } from "./postcopy/uffd-memory.js";
 import { UserfaultMemory } from "./postcopy/userfault-memory.js";
@@ -53,6 +55,8 @@ export interface DestinationOptions {
   port: number;
   spec: MigratableVmSpec;
   faultMechanism: FaultMechanism;
+  /** TLS with a pre-shared key, or plain TCP (loopback only). */
+  transport?: Transport;
   /** KVM Userfault with USERFAULT_ASYNC_ALL: vCPU faults arrive as asynchronous faults too. */
   asyncAll?: boolean;
   onProgress?: (progress: MigrationProgress) => void;
@@ -116,7 +120,14 @@ export class MigrationDestination {
       this.settle = { resolve, reject };
     });
     this.migrated.catch(() => undefined);
-    this.server = createServer((socket) => this.accept(new Channel("incoming", socket)));
+    const transport = options.transport ?? { psk: null };
+    checkTransport(options.host, transport);
+    const accept = (socket: Socket) => this.accept(new Channel("incoming", socket));
+    this.server = transport.psk
+      ? createTlsServer(tlsServerOptions(transport.psk), accept).on("tlsClientError", (error) =>
+          options.onNote?.(`refused a connection that failed the TLS handshake: ${error.message}`),
+        )
+      : createServer(accept);
   }
 
   /** Create the empty VM, its vCPU threads, and listen. */

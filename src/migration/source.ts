@@ -3,6 +3,7 @@ import { type Channel, ConnectionLost } from "./channel.js";
 import type { MigrationConfig, MigrationMode } from "./config.js";
 import { type Channels, closeChannels, connectChannels } from "./connect.js";
 import { DirtyLog } from "./dirty-log.js";
+import { checkTransport, type Transport } from "./transport.js";
 import { encodeVcpuStates, type MigratableVm } from "./machine/migratable-vm.js";
 import { PageBitmap } from "./page-bitmap.js";
 import {
@@ -47,6 +48,8 @@ export interface SourceOptions {
   convergedPages?: number;
   /** precopy: stop and copy after this many rounds even if not converged (default 30). */
   maxRounds?: number;
+  /** TLS with a pre-shared key, or plain TCP (loopback only). */
+  transport?: Transport;
   /** The guest's rate before the migration, as the caller measured it (default: since boot). */
   guestRateBefore?: number;
   onProgress?: (progress: MigrationProgress) => void;
@@ -435,11 +438,14 @@ export class MigrationSource {
   // ------------------------------------------------------------------ channels
 
   private async connect(resume: boolean): Promise<void> {
+    const transport = this.options.transport ?? { psk: null };
+    checkTransport(this.options.host, transport);
     const channels = await connectChannels(
       this.options.host,
       this.options.port,
       this.migrationId,
       resume,
+      transport,
     );
     this.channels = channels;
     for (const channel of Object.values(channels)) {

@@ -81,6 +81,14 @@ describe("the migration commands", () => {
       },
     );
     await assert.rejects(
+      run(process.execPath, [CLI, "migrate", "listen", "--host", "10.9.8.7", "--port", "0"]),
+      (error: { code: number; stderr: string }) => {
+        assert.equal(error.code, 2);
+        assert.match(error.stderr, /needs authentication: give both ends --psk-file/);
+        return true;
+      },
+    );
+    await assert.rejects(
       run(process.execPath, [CLI, "migrate", "listen", "--fault-mechanism", "magic"]),
       (error: { code: number; stderr: string }) => {
         assert.equal(error.code, 2);

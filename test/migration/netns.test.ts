@@ -1,4 +1,8 @@
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import { MigrationProcess } from "../../src/migration/local-pair.js";
 import { createNetnsPair } from "../support/netns.js";
@@ -7,7 +11,8 @@ import { CLI, vmArgs } from "./support.js";
 /**
  * Post-copy between two "hosts": network namespaces joined by a veth pair
  * with 2 ms of one-way delay (netem, or a delaying proxy where the kernel
- * has none), so that every page request pays a real round trip. Skipped,
+ * has none), so that every page request pays a real round trip; over TLS
+ * with a pre-shared key, as migration off loopback must be. Skipped,
  * with the reason, where namespaces cannot be made (not root, no iproute2).
  */
 describe("migration between network namespaces", () => {
@@ -18,6 +23,9 @@ describe("migration between network namespaces", () => {
       return;
     }
     const pair = made.pair;
+    // Off loopback, migration streams are authenticated: TLS with a pre-shared key.
+    const psk = join(tmpdir(), `faultline-test-${process.pid}.psk`);
+    writeFileSync(psk, randomBytes(32).toString("hex"));
     t.diagnostic(`latency by ${pair.latency}, ${pair.delayMs} ms each way`);
     let destination: MigrationProcess | null = null;
     let source: MigrationProcess | null = null;
@@ -25,7 +33,17 @@ describe("migration between network namespaces", () => {
       destination = new MigrationProcess(
         "destination",
         CLI,
-        ["listen", "--host", pair.destinationAddress, "--port", "0", "--verify", ...vmArgs()],
+        [
+          "listen",
+          "--host",
+          pair.destinationAddress,
+          "--port",
+          "0",
+          "--verify",
+          "--psk-file",
+          psk,
+          ...vmArgs(),
+        ],
         undefined,
         pair.exec(pair.destination),
       );
@@ -44,6 +62,8 @@ describe("migration between network namespaces", () => {
           "hybrid",
           "--warmup",
           "50",
+          "--psk-file",
+          psk,
           ...vmArgs(),
         ],
         undefined,
@@ -65,6 +85,7 @@ describe("migration between network namespaces", () => {
       source?.kill();
       destination?.kill();
       pair.close();
+      rmSync(psk, { force: true });
     }
   });
 });

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import { migrateLocally, MigrationProcess } from "../../src/migration/local-pair.js";
 import { FrameDecoder } from "../../src/migration/wire/frame-decoder.js";
@@ -98,4 +102,45 @@ describe("a migration the destination refuses", () => {
       destination.kill();
     }
   });
+
+  test(
+    "a source with another pre-shared key fails the TLS handshake; its guest runs on",
+    { timeout: 60_000 },
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "faultline-psk-"));
+      try {
+        writeFileSync(join(dir, "a"), randomBytes(32).toString("hex"));
+        writeFileSync(join(dir, "b"), randomBytes(32).toString("hex"));
+        let destination: MigrationProcess | null = null;
+        const run = await migrateLocally({
+          cli: CLI,
+          vmArgs: vmArgs(),
+          listenArgs: ["--psk-file", join(dir, "a")],
+          sendArgs: [
+            "--psk-file",
+            join(dir, "b"),
+            "--mode",
+            "precopy",
+            "--warmup",
+            "50",
+            "--verify",
+          ],
+          during: async (_source, d) => {
+            destination = d;
+            await _source.exited;
+            // The destination never saw a migration: it keeps listening until told to stop.
+            d.kill();
+          },
+          timeoutMs: 50_000,
+        });
+        assert.ok(destination);
+        assert.equal(run.sourceCode, 1, run.source.stderr);
+        assert.match(String(run.source.event("error")?.message), /cannot connect to .*:\d+: /);
+        assert.equal(run.source.event("source-guest")?.verified, true);
+        assert.match(String(run.destination.event("note")?.text), /failed the TLS handshake/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });

@@ -12,6 +12,7 @@ import { MigrationDestination } from "../../migration/destination.js";
 import { expectedChecksums } from "../../migration/machine/dirtier.js";
 import { MigratableVm, type MigratableVmSpec } from "../../migration/machine/migratable-vm.js";
 import { requestResume, serveResumeControl } from "../../migration/resume-control.js";
+import { readPskFile, type Transport } from "../../migration/transport.js";
 import { MigrationError, MigrationSource } from "../../migration/source.js";
 import type { MigrationProgress } from "../../migration/stats.js";
 import type { RamBacking } from "../../vmm/guest-ram.js";
@@ -48,6 +49,7 @@ interface VmOptions {
   stores: number;
   faultMechanism: FaultMechanism;
   events?: boolean;
+  pskFile?: string;
 }
 
 function addVmOptions(command: Command): Command {
@@ -67,7 +69,15 @@ function addVmOptions(command: Command): Command {
         .choices([...FAULT_MECHANISMS])
         .default("userfault"),
     )
-    .option("--events", "machine-readable events, one JSON object a line on stdout");
+    .option("--events", "machine-readable events, one JSON object a line on stdout")
+    .option(
+      "--psk-file <path>",
+      "TLS with the pre-shared key in this file (hex or raw bytes); required off loopback",
+    );
+}
+
+function transportOf(o: { pskFile?: string }): Transport {
+  return { psk: o.pskFile ? readPskFile(o.pskFile) : null };
 }
 
 function specOf(o: VmOptions): MigratableVmSpec {
@@ -162,6 +172,7 @@ async function listen(o: ListenOptions): Promise<void> {
     spec,
     faultMechanism: o.faultMechanism,
     asyncAll: o.asyncAll,
+    transport: transportOf(o),
     onProgress: (p) => (o.events ? emit({ event: "progress", ...p }) : bar?.update(p)),
     onNote: (text) => note(o.events, text),
   });
@@ -238,6 +249,7 @@ async function send(o: SendOptions): Promise<void> {
     mode,
     hybridRounds: o.hybridRounds,
     maxRounds: o.maxRounds,
+    transport: transportOf(o),
     guestRateBefore,
     onProgress: (p) => (o.events ? emit({ event: "progress", ...p }) : bar?.update(p)),
     onPaused: (reason) => {
