@@ -33,7 +33,6 @@ import {
 } from "./uapi.js";
 import {
   HSM_STARTED,
-  HSM_STOPPED,
   REQ_KICK,
   REQ_RECORD_STEAL,
   REQ_TLB_FLUSH,
@@ -206,11 +205,6 @@ export class Vcpu {
   /** KVM_SET_MP_STATE. */
   setMpState(state: number): void {
     setMpState(this, state);
-  }
-
-  /** HSM: keep this vCPU stopped until another hart starts it (KVM_SET_MP_STATE). */
-  setStopped(stopped: boolean): void {
-    this.shared.setWord(V_HSM_STATE, stopped ? HSM_STOPPED : HSM_STARTED);
   }
 
   /** A MEMORY_FAULT exit; run() throws EFAULT (or EHWPOISON) once it returns to the VMM. */

@@ -1,6 +1,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { Host, type HostShare } from "../host/host.js";
 import { Kvm } from "../kvm/kvm.js";
+import { CORE_PC, coreReg } from "../kvm/one-reg.js";
 import { GuestRam, type GuestRamShare } from "./guest-ram.js";
 import type { UcallType } from "./ucall.js";
 import { Uart16550 } from "./uart16550.js";
@@ -48,9 +49,9 @@ function main(data: VcpuThreadData, port: NonNullable<typeof parentPort>): void 
     if (byte === 10 || pending.length >= CONSOLE_FLUSH_BYTES) flush();
   });
   if (data.start) {
-    vcpu.hart.pc = data.start.pc;
-    vcpu.hart.setRegister(10, data.start.a0);
-    vcpu.hart.setRegister(11, data.start.a1);
+    vcpu.setOneReg(coreReg(CORE_PC), BigInt(data.start.pc));
+    vcpu.setOneReg(coreReg(10), data.start.a0);
+    vcpu.setOneReg(coreReg(11), data.start.a1);
   }
   const stop = runVcpuLoop(vcpu, ram, uart, {
     console: (text) => {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { PAGE_SIZE } from "../../src/host/host-memory.js";
 import { MIP_SSIP } from "../../src/riscv/cpu/constants.js";
+import { KVM_MP_STATE_RUNNABLE, KVM_MP_STATE_STOPPED } from "../../src/kvm/one-reg.js";
 import * as S from "../../src/kvm/sbi/constants.js";
 import {
   EXIT_RISCV_SBI,
@@ -50,7 +51,9 @@ function runHarts(
 ): { workers: KvmWorkers; replies: Promise<VcpuReply>[] } {
   // Stopped before any vCPU runs (KVM_SET_MP_STATE), so that no hart sees another still started.
   for (let id = 1; id < count; id++) {
-    t.kvm.createVcpu(t.vm, id).setStopped(options.stopped?.includes(id) ?? false);
+    t.kvm
+      .createVcpu(t.vm, id)
+      .setMpState(options.stopped?.includes(id) ? KVM_MP_STATE_STOPPED : KVM_MP_STATE_RUNNABLE);
   }
   const workers = new KvmWorkers(t);
   const replies = Array.from(

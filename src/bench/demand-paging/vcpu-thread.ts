@@ -12,6 +12,7 @@ import { ErrnoError } from "../../host/errno.js";
 import { Host, type HostShare } from "../../host/host.js";
 import { HostMemory, PAGE_SIZE } from "../../host/host-memory.js";
 import { Kvm } from "../../kvm/kvm.js";
+import { CORE_PC, coreReg, KVM_MP_STATE_RUNNABLE } from "../../kvm/one-reg.js";
 import {
   EXIT_MEMORY_FAULT,
   EXIT_RISCV_SBI,
@@ -179,9 +180,9 @@ function main(data: VcpuThreadData, port: NonNullable<typeof parentPort>): void 
   const faults = new Int32Array(data.shared.faults);
   const vcpus: Vcpu[] = data.ids.map((id) => {
     const vcpu = kvm.attachVcpu(vm, id);
-    vcpu.hart.pc = data.entry;
-    vcpu.hart.setRegister(10, BigInt(id));
-    vcpu.setStopped(false);
+    vcpu.setOneReg(coreReg(CORE_PC), BigInt(data.entry));
+    vcpu.setOneReg(coreReg(10), BigInt(id));
+    vcpu.setMpState(KVM_MP_STATE_RUNNABLE);
     return vcpu;
   });
   const handler =
