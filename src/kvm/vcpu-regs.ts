@@ -73,8 +73,6 @@ const CSR_NUMBERS = [
   CSR_SENVCFG,
 ];
 
-const TICKS_PER_MS = TIMEBASE_FREQUENCY / 1000;
-
 function decode(id: bigint) {
   const reg = decodeReg(id);
   if (reg === null) fail("ENOENT", `no vCPU register 0x${id.toString(16)}`);
@@ -97,10 +95,7 @@ export function getOneReg(vcpu: Vcpu, id: bigint): bigint {
   }
   if (type === KVM_REG_RISCV_TIMER) {
     if (index === TIMER_REG_FREQUENCY) return BigInt(TIMEBASE_FREQUENCY);
-    if (index === TIMER_REG_TIME) {
-      hart.timeEpochMs = vcpu.vm.timeEpochMs;
-      return BigInt(hart.readTime());
-    }
+    if (index === TIMER_REG_TIME) return vcpu.vm.getClock();
     if (index === TIMER_REG_COMPARE)
       return hart.timecmp === Infinity ? ALL_ONES : BigInt(hart.timecmp);
     return hart.timecmp === Infinity ? KVM_RISCV_TIMER_STATE_OFF : KVM_RISCV_TIMER_STATE_ON;
@@ -145,9 +140,8 @@ export function setOneReg(vcpu: Vcpu, id: bigint, value: bigint): void {
       if (value !== BigInt(TIMEBASE_FREQUENCY)) fail("EINVAL", "the timebase frequency is fixed");
     } else if (index === TIMER_REG_TIME) {
       // Guest time is the VM's: every vCPU counts from the moved epoch.
-      const epoch = performance.timeOrigin + performance.now() - Number(value) / TICKS_PER_MS;
-      vcpu.vm.timeEpochMs = epoch;
-      hart.timeEpochMs = epoch;
+      vcpu.vm.setClock(value);
+      hart.timeEpochMs = vcpu.vm.timeEpochMs;
     } else if (index === TIMER_REG_COMPARE) {
       hart.timecmp = value === ALL_ONES ? Infinity : Number(value);
     } else if (index === TIMER_REG_STATE) {

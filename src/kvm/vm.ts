@@ -1,4 +1,5 @@
 import { ErrnoError, fail } from "../host/errno.js";
+import { TIMEBASE_FREQUENCY } from "../riscv/cpu/constants.js";
 import { FILE_EVENTFD, FILE_GUEST_MEMFD, putFile } from "../host/files.js";
 import type { Host } from "../host/host.js";
 import type { HostMemory } from "../host/host-memory.js";
@@ -193,6 +194,24 @@ export class Vm {
   /** Move guest time 0 (setting the timer's time register moves it for the whole VM, as in KVM). */
   set timeEpochMs(ms: number) {
     this.memory.arenaF64[(this.base + VM_TIME_EPOCH) >> 1] = ms;
+  }
+
+  /**
+   * KVM_GET_CLOCK: the guest's time counter now, in timebase ticks. With
+   * setClock, a VMM carries guest time across a migration or a snapshot from
+   * any thread, before any vCPU runs (the VM-wide twin of the timer's time
+   * register).
+   */
+  getClock(): bigint {
+    const ms = performance.timeOrigin + performance.now() - this.timeEpochMs;
+    return BigInt(Math.floor(ms * (TIMEBASE_FREQUENCY / 1000)));
+  }
+
+  /** KVM_SET_CLOCK: make the guest's time counter read `ticks` now; vCPUs count on from there. */
+  setClock(ticks: bigint): void {
+    if (ticks < 0n || ticks >= 1n << 63n) fail("EINVAL", `clock ${ticks} is out of range`);
+    this.timeEpochMs =
+      performance.timeOrigin + performance.now() - Number(ticks) / (TIMEBASE_FREQUENCY / 1000);
   }
 
   /**

@@ -131,6 +131,19 @@ describe("vCPU registers (KVM_GET/SET_ONE_REG) and MP state", () => {
     assert.equal(t.vcpu.getOneReg(timerReg(TIMER_REG_STATE)), KVM_RISCV_TIMER_STATE_ON);
   });
 
+  test("the VM clock (KVM_GET/SET_CLOCK) is the timer's time on every vCPU, and what the guest reads", () => {
+    const t = createTestVm(`_start: rdtime a0\n${UCALL}\n1: j 1b\n`);
+    const start = 7n * 10n ** 11n;
+    t.vm.setClock(start);
+    assert.ok(t.vm.getClock() >= start && t.vm.getClock() < start + BigInt(TIMEBASE_FREQUENCY));
+    assert.ok(t.vcpu.getOneReg(timerReg(TIMER_REG_TIME)) >= start);
+    const read = runToUcall(t.vcpu);
+    assert.ok(read >= start && read < start + BigInt(TIMEBASE_FREQUENCY) * 60n, `${read}`);
+    assertErrno(() => t.vm.setClock(-1n), "EINVAL");
+    assertErrno(() => t.vm.setClock(1n << 63n), "EINVAL");
+    assert.ok(t.vm.getClock() >= start, "a refused setClock changed nothing");
+  });
+
   test("sip restores every pending supervisor interrupt; other CSRs are legalized as on a write", () => {
     const t = createTestVm(SBI_LOOP);
     t.vcpu.setOneReg(csrReg(CSR_REG_SIP), BigInt(MIP_SSIP | MIP_STIP) | (1n << 40n));
