@@ -35,6 +35,7 @@ import {
   MSG_POSTCOPY_DONE,
   MSG_REFUSE,
   MSG_RESUME,
+  MSG_ROUND_ACK,
   MSG_ROUND_END,
   MSG_RUNNING,
   MSG_SETUP,
@@ -288,9 +289,14 @@ export class MigrationDestination {
         if (this.switchedOver) this.placePostcopy(payload);
         else this.placePrecopy(payload);
         return;
-      case MSG_ROUND_END:
+      case MSG_ROUND_END: {
+        // Every page before it is installed: the source may stop the vCPUs
+        // without a backlog of pages ahead of its switchover.
+        const { round } = decodeJson<{ round: number }>(payload, "ROUND_END");
+        this.send("return", encodeJson(MSG_ROUND_ACK, { round }));
         this.progress();
         return;
+      }
       case MSG_SWITCHOVER:
         this.switchover(payload);
         return;

@@ -21,6 +21,7 @@ import {
   MSG_POSTCOPY_DONE,
   MSG_REFUSE,
   MSG_RESUME,
+  MSG_ROUND_ACK,
   MSG_ROUND_END,
   MSG_RUNNING,
   MSG_SETUP,
@@ -128,6 +129,8 @@ export class MigrationSource {
   private recoveries = 0;
   private round = 0;
   private running: RunningMessage | null = null;
+  private roundAcked = 0;
+  private roundAckWaiter: (() => void) | null = null;
   private vcpusRunningAtSwitchover = 0;
 
   constructor(
@@ -199,6 +202,11 @@ export class MigrationSource {
           }
           previous = dirty;
         }
+      }
+      if (this.round > 0) {
+        // Let the destination catch up first: pages still queued ahead of
+        // the switchover would be installed inside the downtime.
+        await this.roundAcknowledged(this.round);
       }
       // Switchover: stop the vCPUs, the final dirty bitmap, device state.
       this.status = "device";
@@ -473,6 +481,14 @@ export class MigrationSource {
       this.serveRequests(payload);
       return;
     }
+    if (type === MSG_ROUND_ACK) {
+      this.roundAcked = Math.max(
+        this.roundAcked,
+        decodeJson<{ round: number }>(payload, "ROUND_ACK").round,
+      );
+      this.roundAckWaiter?.();
+      return;
+    }
     if (type === MSG_REFUSE) {
       const { reason } = decodeJson<{ reason: string }>(payload, "REFUSE");
       this.fail(new MigrationError(`the destination refused the migration: ${reason}`, true));
@@ -484,6 +500,21 @@ export class MigrationSource {
     }
     this.waiters.delete(type);
     waiter.resolve(Buffer.from(payload));
+  }
+
+  /** Resolves once the destination acknowledged `round` (rejects if the connection breaks). */
+  private roundAcknowledged(round: number): Promise<void> {
+    if (this.roundAcked >= round) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      // Any failure rejects every waiter; this one rides along as a fake type.
+      this.waiters.set(-round, { resolve: () => undefined, reject });
+      this.roundAckWaiter = () => {
+        if (this.roundAcked < round) return;
+        this.waiters.delete(-round);
+        this.roundAckWaiter = null;
+        resolve();
+      };
+    });
   }
 
   private waitFor(type: number): Promise<Buffer> {

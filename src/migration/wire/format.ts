@@ -40,6 +40,7 @@ export const MSG_POSTCOPY_DONE = 10; // destination: every page is in
 export const MSG_RESUME = 11; // destination → source after a reconnect: the received bitmap
 export const MSG_COMPLETE = 12; // source → destination: nothing more will come
 export const MSG_GUEST_DONE = 13; // destination → source: the guest's result, once it has one
+export const MSG_ROUND_ACK = 14; // destination → source: everything up to a ROUND_END is installed
 
 const NAMES: Record<number, string> = {
   [MSG_HELLO]: "HELLO",
@@ -55,6 +56,7 @@ const NAMES: Record<number, string> = {
   [MSG_RESUME]: "RESUME",
   [MSG_COMPLETE]: "COMPLETE",
   [MSG_GUEST_DONE]: "GUEST_DONE",
+  [MSG_ROUND_ACK]: "ROUND_ACK",
 };
 
 export function messageName(type: number): string {
