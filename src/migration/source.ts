@@ -207,6 +207,9 @@ export class MigrationSource {
         // Let the destination catch up first: pages still queued ahead of
         // the switchover would be installed inside the downtime.
         await this.roundAcknowledged(this.round);
+        // Harvest what the vCPUs dirtied meanwhile while they still run: the
+        // final read of the log, inside the downtime, then covers only an instant.
+        this.dirtyLog.sync(this.needed);
       }
       // Switchover: stop the vCPUs, the final dirty bitmap, device state.
       this.status = "device";
