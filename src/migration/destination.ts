@@ -388,6 +388,8 @@ export class MigrationDestination {
       );
     }
     this.switchedOver = true;
+    // KVM_SET_CLOCK before any vCPU runs: the guest's time goes on where it stopped.
+    this.vm.vm.setClock(BigInt(header.clock));
     if (header.postcopy) {
       const memory = this.memory;
       if (!memory) throw new MigrationProtocolError("post-copy switchover in pre-copy mode");

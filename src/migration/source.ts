@@ -80,6 +80,8 @@ export interface SwitchoverHeader {
   postcopy: boolean;
   stoppedAtWallMs: number;
   rounds: number;
+  /** KVM_GET_CLOCK with the vCPUs stopped (decimal): guest time goes on from here. */
+  clock: string;
 }
 
 export interface RunningMessage {
@@ -218,6 +220,7 @@ export class MigrationSource {
       paused = true;
       this.vcpusRunningAtSwitchover = saved.filter((v) => !v.done).length;
       stoppedAtWallMs = wallNowMs();
+      const guestClock = this.vm.vm.getClock();
       this.dirtyLog.sync(this.needed, false);
       if (o.mode === "precopy") await this.sendNeeded(this.channel("main"));
       postcopy = this.needed.count() > 0;
@@ -226,6 +229,7 @@ export class MigrationSource {
         postcopy,
         stoppedAtWallMs,
         rounds: this.round,
+        clock: guestClock.toString(),
       };
       this.switchoverFrame = encodeSections(MSG_SWITCHOVER, [
         Buffer.from(JSON.stringify(header)),

@@ -18,7 +18,13 @@ import {
   fillInitialPattern,
 } from "./dirtier.js";
 import type { VcpuStartMessage, VcpuWorkerData, VcpuWorkerMessage } from "./vcpu-worker.js";
-import { bootVcpuState, type VcpuState, vcpuStateFromJson, vcpuStateToJson } from "./vcpu-state.js";
+import {
+  bootVcpuState,
+  savedRegister,
+  type VcpuState,
+  vcpuStateFromJson,
+  vcpuStateToJson,
+} from "./vcpu-state.js";
 import { VmControl } from "./vm-control.js";
 
 export interface MigratableVmSpec extends DirtierParams {
@@ -195,7 +201,7 @@ export class MigratableVm {
         return;
       }
       // The dirtier counts its iterations in s7 (x23).
-      this.control.setIterations(id, Number(vcpu.state.regs[23] & 0x7fff_ffffn));
+      this.control.setIterations(id, Number(savedRegister(vcpu.state, 23) & 0x7fff_ffffn));
       const start: VcpuStartMessage = { state: vcpu.state, faultRing: ring ? ring.layout : null };
       this.workers[id].postMessage(start);
     });

@@ -1,150 +1,79 @@
-import { CTRL_IRQ_PENDING } from "../../riscv/cpu/hart-control.js";
 import {
-  V_HSM_OPAQUE,
-  V_HSM_START_ADDR,
-  V_HSM_STATE,
-  V_STEAL_ADDR,
-  V_STEAL_ENABLED,
-} from "../../kvm/vcpu-shared.js";
+  CORE_MODE,
+  coreReg,
+  KVM_MP_STATE_RUNNABLE,
+  KVM_RISCV_MODE_S,
+  TIMER_REG_TIME,
+  timerReg,
+} from "../../kvm/one-reg.js";
 import type { Vcpu } from "../../kvm/vcpu.js";
 
 /**
- * The architectural state of one vCPU as a migration carries it (what
- * KVM_GET_ONE_REG / KVM_SET_ONE_REG move on RISC-V: core registers, the
- * supervisor CSRs, the timer) plus the hypervisor's SBI state of the vCPU
- * (HSM state and start arguments, the steal-time registration), read from
- * and written to the vCPU on its own thread while it is out of KVM_RUN.
- *
- * The timer compare value travels as "ticks from now" and is re-armed
- * against the destination's clock, so a pending timer fires as far in the
- * future as it would have; the guest's time counter itself restarts from the
- * destination VM's epoch (the UAPI has no KVM_REG_RISCV_TIMER_REG(time) yet).
+ * The state of one vCPU as a migration carries it, through the KVM UAPI as
+ * a VMM saves and restores a vCPU: KVM_GET_ONE_REG of every register that
+ * KVM_GET_REG_LIST names (core registers and pc, the privilege mode, the
+ * supervisor CSRs with pending interrupts, the timer's compare value and
+ * state, the SBI steal-time registration) and KVM_GET_MP_STATE (the SBI HSM
+ * state). Guest time is the VM's, not a vCPU's: it travels once, with
+ * KVM_GET_CLOCK / KVM_SET_CLOCK (see the switchover), and each restored vCPU
+ * takes it up from the VM.
  */
 export interface VcpuState {
-  pc: number;
-  /** x0..x31. */
-  regs: bigint[];
-  priv: number;
-  sstatus: number;
-  sie: number;
-  stvecBase: number;
-  stvecMode: number;
-  scounteren: number;
-  senvcfg: number;
-  sepc: number;
-  /** sscratch, scause, stval, satp as (lo, hi) pairs. */
-  csrPairs: number[];
-  /** Pending interrupt bits (sip as the platform sets it). */
-  irqPending: number;
-  /** Ticks until the timer fires; null when no timer is set. */
-  timerInTicks: number | null;
-  hsm: { state: number; startAddr: bigint; opaque: bigint };
-  stealTime: { enabled: boolean; addr: bigint };
+  /** [register id, value] for every register but the VM-wide time. */
+  regs: [bigint, bigint][];
+  mpState: number;
 }
+
+const TIME = timerReg(TIMER_REG_TIME);
 
 /** Read a vCPU's state (on its thread, outside KVM_RUN). */
 export function saveVcpuState(vcpu: Vcpu): VcpuState {
-  const hart = vcpu.hart;
-  const regs: bigint[] = [0n];
-  for (let r = 1; r < 32; r++) regs.push(hart.getRegister(r));
-  const shared = vcpu.shared;
-  return {
-    pc: hart.pc,
-    regs,
-    priv: hart.priv,
-    sstatus: hart.sstatus,
-    sie: hart.sie,
-    stvecBase: hart.stvecBase,
-    stvecMode: hart.stvecMode,
-    scounteren: hart.scounteren,
-    senvcfg: hart.senvcfg,
-    sepc: hart.sepc,
-    csrPairs: Array.from(hart.csrPairs),
-    irqPending: Atomics.load(hart.control, CTRL_IRQ_PENDING),
-    timerInTicks: Number.isFinite(hart.timecmp) ? hart.timecmp - hart.readTime() : null,
-    hsm: {
-      state: shared.word(V_HSM_STATE),
-      startAddr: shared.pair(V_HSM_START_ADDR),
-      opaque: shared.pair(V_HSM_OPAQUE),
-    },
-    stealTime: { enabled: shared.word(V_STEAL_ENABLED) !== 0, addr: shared.pair(V_STEAL_ADDR) },
-  };
+  const regs: [bigint, bigint][] = [];
+  for (const id of vcpu.getRegList()) if (id !== TIME) regs.push([id, vcpu.getOneReg(id)]);
+  return { regs, mpState: vcpu.getMpState() };
 }
 
 /** Load saved state into a vCPU that has not run yet (on its thread). */
 export function restoreVcpuState(vcpu: Vcpu, state: VcpuState): void {
-  const hart = vcpu.hart;
-  hart.pc = state.pc;
-  for (let r = 1; r < 32; r++) hart.setRegister(r, state.regs[r]);
-  hart.priv = state.priv;
-  hart.sstatus = state.sstatus;
-  hart.sie = state.sie;
-  hart.stvecBase = state.stvecBase;
-  hart.stvecMode = state.stvecMode;
-  hart.scounteren = state.scounteren;
-  hart.senvcfg = state.senvcfg;
-  hart.sepc = state.sepc;
-  hart.csrPairs.set(state.csrPairs);
-  Atomics.or(hart.control, CTRL_IRQ_PENDING, state.irqPending);
-  hart.timecmp = state.timerInTicks === null ? Infinity : hart.readTime() + state.timerInTicks;
-  const shared = vcpu.shared;
-  shared.setWord(V_HSM_STATE, state.hsm.state);
-  shared.setPair(V_HSM_START_ADDR, state.hsm.startAddr);
-  shared.setPair(V_HSM_OPAQUE, state.hsm.opaque);
-  shared.setPair(V_STEAL_ADDR, state.stealTime.addr);
-  shared.setWord(V_STEAL_ENABLED, state.stealTime.enabled ? 1 : 0);
+  for (const [id, value] of state.regs) vcpu.setOneReg(id, value);
+  vcpu.setMpState(state.mpState);
+  // The VM's clock (restored once by the VMM) is what this vCPU counts from.
+  vcpu.setOneReg(TIME, vcpu.vm.getClock());
 }
 
-/** Boot state: pc at the entry, a0 = hart id, everything else reset. */
+/** Boot state: pc at the entry, a0 = hart id, S-mode, everything else as reset. */
 export function bootVcpuState(pc: number, hartId: number): VcpuState {
-  const regs = new Array<bigint>(32).fill(0n);
-  regs[10] = BigInt(hartId);
   return {
-    pc,
-    regs,
-    priv: 1,
-    sstatus: 0,
-    sie: 0,
-    stvecBase: 0,
-    stvecMode: 0,
-    scounteren: 0,
-    senvcfg: 0,
-    sepc: 0,
-    csrPairs: new Array<number>(8).fill(0),
-    irqPending: 0,
-    timerInTicks: null,
-    hsm: { state: 0, startAddr: 0n, opaque: 0n },
-    stealTime: { enabled: false, addr: 0n },
+    regs: [
+      [coreReg(0), BigInt(pc)],
+      [coreReg(10), BigInt(hartId)],
+      [coreReg(CORE_MODE), KVM_RISCV_MODE_S],
+    ],
+    mpState: KVM_MP_STATE_RUNNABLE,
   };
 }
 
-/** JSON-safe form (bigints as decimal strings). */
+/** General register x`index` of a saved state (0 when not saved). */
+export function savedRegister(state: VcpuState, index: number): bigint {
+  const id = coreReg(index);
+  return state.regs.find(([r]) => r === id)?.[1] ?? 0n;
+}
+
+/** JSON-safe form (hex strings). */
 export function vcpuStateToJson(state: VcpuState): unknown {
   return {
-    ...state,
-    regs: state.regs.map((r) => r.toString()),
-    hsm: {
-      state: state.hsm.state,
-      startAddr: state.hsm.startAddr.toString(),
-      opaque: state.hsm.opaque.toString(),
-    },
-    stealTime: { enabled: state.stealTime.enabled, addr: state.stealTime.addr.toString() },
+    regs: state.regs.map(([id, value]) => [id.toString(16), value.toString(16)]),
+    mpState: state.mpState,
   };
 }
 
 export function vcpuStateFromJson(raw: unknown): VcpuState {
-  const v = raw as Omit<VcpuState, "regs" | "hsm" | "stealTime"> & {
-    regs: string[];
-    hsm: { state: number; startAddr: string; opaque: string };
-    stealTime: { enabled: boolean; addr: string };
-  };
-  if (typeof v !== "object" || v === null || !Array.isArray(v.regs) || v.regs.length !== 32) {
+  const v = raw as { regs: [string, string][]; mpState: number };
+  if (typeof v !== "object" || v === null || !Array.isArray(v.regs)) {
     throw new Error("malformed vCPU state");
   }
   return {
-    ...v,
-    regs: v.regs.map((r) => BigInt(r)),
-    hsm: { state: v.hsm.state, startAddr: BigInt(v.hsm.startAddr), opaque: BigInt(v.hsm.opaque) },
-    stealTime: { enabled: v.stealTime.enabled, addr: BigInt(v.stealTime.addr) },
+    regs: v.regs.map(([id, value]) => [BigInt(`0x${id}`), BigInt(`0x${value}`)]),
+    mpState: v.mpState,
   };
 }
