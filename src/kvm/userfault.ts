@@ -105,8 +105,17 @@ export class UserfaultContext {
     Atomics.notify(this.words, this.base + VM_UF_WAIT + slot);
   }
 
-  /** After clearing USERFAULT on gfns: wake whoever sleeps on them. */
+  /**
+   * After clearing USERFAULT on gfns: wake whoever sleeps on them. When no
+   * accessor is inside waitForRelease, nothing is bumped or notified: a V8
+   * notify takes a process-wide lock, and this runs once per installed page.
+   * No wake-up is lost: a sleeper counts itself in VM_UF_USERS before it
+   * tests the bit, and the caller cleared the bit before this load, both
+   * sequentially consistent atomics, so either this load sees the sleeper
+   * or the sleeper's test sees the bit clear.
+   */
   released(gfn: number, count: number): void {
+    if (this.load(VM_UF_USERS) === 0) return;
     if (count >= VM_UF_WAIT_WORDS) {
       for (let i = 0; i < VM_UF_WAIT_WORDS; i++) this.wake(i);
       return;
