@@ -101,10 +101,19 @@ export class VcpuShared {
   }
 }
 
-/** kvm_make_all_cpus_request: post to all, then wait for those in guest mode. */
+/**
+ * kvm_make_all_cpus_request: post to all, then wait for those in guest mode.
+ * Each epoch is read after the post: a vCPU in guest mode then is in a stint
+ * that either began before the post (it sees the request at its next slice
+ * and leaves, bumping the epoch) or after it (enterGuestMode sees the request
+ * and leaves at once). Read before the post, an epoch could belong to a stint
+ * that ended just then; a new stint begun before the post, still using a
+ * stale TLB entry, would look acknowledged and the caller would go on while
+ * it runs.
+ */
 export function requestAllAndWait(vcpus: readonly VcpuShared[], bits: number): void {
-  const epochs = vcpus.map((v) => v.word(V_EPOCH));
   for (const v of vcpus) v.request(bits);
+  const epochs = vcpus.map((v) => v.word(V_EPOCH));
   vcpus.forEach((v, i) => {
     while (v.word(V_MODE) === IN_GUEST_MODE && v.word(V_EPOCH) === epochs[i]) {
       Atomics.wait(v.host.arenaI32, (v.offset >> 2) + V_EPOCH, epochs[i]);
