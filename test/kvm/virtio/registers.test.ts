@@ -145,7 +145,9 @@ describe("virtio-mmio registers and the in-kernel MMIO bus", () => {
       assert.equal(readGuest(t.vm, status, 1)[0], BLK_S_OK);
       // The device publishes the used element first, then notifies.
       assert.ok(await until(() => d.reg(0x60) === 1), "used buffer notification pending");
-      assert.ok(t.vm.ioBus.lines !== 0);
+      // InterruptStatus is set first and the line raised just after, both under the
+      // device's lock, which this thread does not take: wait for the line too.
+      assert.ok(await until(() => t.vm.ioBus.lines !== 0), "and the line raised");
       d.setReg(0x70, 0);
       assert.equal(d.reg(0x70), 0);
       assert.equal(d.reg(0x60), 0, "the reset cleared InterruptStatus");
