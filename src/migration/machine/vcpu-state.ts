@@ -1,5 +1,6 @@
 import {
   CORE_MODE,
+  CORE_PC,
   coreReg,
   KVM_MP_STATE_RUNNABLE,
   KVM_RISCV_MODE_S,
@@ -15,8 +16,8 @@ import type { Vcpu } from "../../kvm/vcpu.js";
  * supervisor CSRs with pending interrupts, the timer's compare value and
  * state, the SBI steal-time registration) and KVM_GET_MP_STATE (the SBI HSM
  * state). Guest time is the VM's, not a vCPU's: it travels once, with
- * KVM_GET_CLOCK / KVM_SET_CLOCK (see the switchover), and each restored vCPU
- * takes it up from the VM.
+ * KVM_GET_CLOCK / KVM_SET_CLOCK (see the switchover), and every vCPU counts
+ * from the VM's clock when it next runs.
  */
 export interface VcpuState {
   /** [register id, value] for every register but the VM-wide time. */
@@ -37,15 +38,13 @@ export function saveVcpuState(vcpu: Vcpu): VcpuState {
 export function restoreVcpuState(vcpu: Vcpu, state: VcpuState): void {
   for (const [id, value] of state.regs) vcpu.setOneReg(id, value);
   vcpu.setMpState(state.mpState);
-  // The VM's clock (restored once by the VMM) is what this vCPU counts from.
-  vcpu.setOneReg(TIME, vcpu.vm.getClock());
 }
 
 /** Boot state: pc at the entry, a0 = hart id, S-mode, everything else as reset. */
 export function bootVcpuState(pc: number, hartId: number): VcpuState {
   return {
     regs: [
-      [coreReg(0), BigInt(pc)],
+      [coreReg(CORE_PC), BigInt(pc)],
       [coreReg(10), BigInt(hartId)],
       [coreReg(CORE_MODE), KVM_RISCV_MODE_S],
     ],
