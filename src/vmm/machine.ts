@@ -2,8 +2,9 @@ import { Worker } from "node:worker_threads";
 import { Host } from "../host/host.js";
 import type { BackingPageSize } from "../host/page-cache.js";
 import { Kvm } from "../kvm/kvm.js";
+import { KVM_MP_STATE_RUNNABLE, KVM_MP_STATE_STOPPED } from "../kvm/one-reg.js";
 import { SYSTEM_EVENT_CRASH, SYSTEM_EVENT_RESET, SYSTEM_EVENT_SHUTDOWN } from "../kvm/uapi.js";
-import { HSM_STARTED, HSM_STOPPED, V_HSM_STATE } from "../kvm/vcpu-shared.js";
+import type { Vcpu } from "../kvm/vcpu.js";
 import type { Vm } from "../kvm/vm.js";
 import type { ProgramImage } from "../riscv/elf/image.js";
 import { buildPlatformDeviceTree, placeDeviceTree } from "./fdt/platform.js";
@@ -51,6 +52,7 @@ export class Machine {
   readonly vm: Vm;
   readonly ram: GuestRam;
   private readonly uartState = createUartState();
+  private readonly vcpus: Vcpu[] = [];
   /** Guest-physical ranges the loaded program occupies, [start, end). */
   private readonly loaded: [number, number][] = [];
 
@@ -66,7 +68,8 @@ export class Machine {
       bytes: config.memBytes,
       pageSize: config.pageSize,
     });
-    for (let id = 0; id < config.vcpus; id++) this.vm.createVcpuRecord(id);
+    // The main thread's handles on the vCPUs (as a VMM keeps vCPU fds); each runs on its own thread.
+    for (let id = 0; id < config.vcpus; id++) this.vcpus.push(this.kvm.createVcpu(this.vm, id));
   }
 
   /** Copy a program's segments into guest RAM (after checking they fit). */
@@ -144,11 +147,10 @@ export class Machine {
           if (running === 0) finish({ end, reason: stop.reason, stops, message: end });
         }
       };
-      const vcpuRecords = this.vm.vcpuList();
       for (let id = 0; id < this.config.vcpus; id++) {
         const starts = id === 0 || this.config.startAllHarts === true;
         // Set before any thread runs, so that hart 0's HSM start never races it.
-        vcpuRecords[id].setWord(V_HSM_STATE, starts ? HSM_STARTED : HSM_STOPPED);
+        this.vcpus[id].setMpState(starts ? KVM_MP_STATE_RUNNABLE : KVM_MP_STATE_STOPPED);
         const data: VcpuThreadData = {
           host: this.host.share(),
           kvm: this.kvm.offset,
