@@ -55,6 +55,12 @@ export function handleStage2Fault(
     // logging turned on) bumps it after writing the table, so a fault that
     // saw the old slot finds the sequence moved and retries.
     const sequence = vm.mmuSequence;
+    if ((sequence & 1) !== 0) {
+      // An invalidation is running: sleep on the mmu lock it holds, then retry.
+      lock(vm.words, vm.base + VM_MMU_LOCK);
+      unlock(vm.words, vm.base + VM_MMU_LOCK);
+      continue;
+    }
     if (!vm.findMemslot(gfn, slot)) return FAULT_MMIO;
     if (write && (slot.flags & MEM_READONLY) !== 0) return FAULT_MMIO;
     if (gfnHasUserfault(vm, slot, gfn)) {
@@ -87,8 +93,23 @@ export function handleStage2Fault(
       (slot.flags & MEM_READONLY) === 0 &&
       (!dirtyLogging || write) &&
       (write || vm.backing.hostWritable(slot, gfn));
-    lock(vm.words, vm.base + VM_MMU_LOCK);
+    // As the TDP MMU, faults install leaves concurrently (compare-and-swap
+    // into empty entries) without the mmu lock: the thread marks its own
+    // fault slot odd, checks that no invalidation began since it read the
+    // sequence, installs, and marks the slot even. An invalidation makes the
+    // sequence odd and then waits for every odd slot before it walks, so a
+    // leaf is either seen by its walk or never installed (both sides are
+    // sequentially consistent atomics). Nothing shared is written here.
+    const at = vm.faultSlot();
+    const words = vm.words;
     let retry = false;
+    let counter = 0;
+    if (at >= 0) {
+      counter = words[at];
+      Atomics.store(words, at, counter + 1);
+    } else {
+      lock(words, vm.base + VM_MMU_LOCK);
+    }
     try {
       if (vm.mmuSequence !== sequence) {
         retry = true;
@@ -102,7 +123,12 @@ export function handleStage2Fault(
         vm.stage2.makeWritable(gfn);
       }
     } finally {
-      unlock(vm.words, vm.base + VM_MMU_LOCK);
+      if (at >= 0) {
+        Atomics.store(words, at, counter + 2);
+        if (Atomics.load(words, at + 1) !== 0) Atomics.notify(words, at);
+      } else {
+        unlock(words, vm.base + VM_MMU_LOCK);
+      }
     }
     if (retry) continue;
     if (write && dirtyLogging) vm.markDirty(slot, gfn);

@@ -28,6 +28,16 @@ export const VM_TIME_EPOCH = 14;
 export const VM_MANUAL_DIRTY_PROTECT = 24;
 /** Arena offset of the VM's in-kernel MMIO bus (io-bus.ts). */
 export const VM_IO_BUS = 25;
+/**
+ * Arena offset of the fault slots: FAULT_SLOTS cache lines, one per thread
+ * that takes stage-2 faults, each [counter, waiters]; the counter is odd
+ * while that thread installs a leaf (see fault.ts).
+ */
+export const VM_FAULT_SLOTS = 26;
+/** Fault slots handed out so far (a thread takes one at its first fault). */
+export const VM_FAULT_SLOT_NEXT = 27;
+export const FAULT_SLOTS = 64;
+export const FAULT_SLOT_WORDS = 16;
 
 // Userfault context.
 export const VM_UF_ENABLED = 16;

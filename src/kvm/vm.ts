@@ -48,6 +48,10 @@ import {
   VM_MANUAL_DIRTY_PROTECT,
   VM_MMU_LOCK,
   VM_MMU_SEQ,
+  VM_FAULT_SLOTS,
+  VM_FAULT_SLOT_NEXT,
+  FAULT_SLOTS,
+  FAULT_SLOT_WORDS,
   VM_RECORD_BYTES,
   VM_SLOTS_LOCK,
   VM_STAGE2_ROOT,
@@ -151,6 +155,8 @@ export class Vm {
   readonly sbi: Sbi;
   readonly ioBus: IoBus;
   private readonly vcpuCache: VcpuShared[] = [];
+  /** See faultSlot(); -2 until this thread's first fault. */
+  private faultSlotWord = -2;
 
   readonly backing: MemslotBacking;
 
@@ -182,6 +188,10 @@ export class Vm {
     memory.arenaI32[w + VM_ATTR_USERFAULT] = GfnBitmap.allocate(memory);
     memory.arenaI32[w + VM_ATTR_PRIVATE] = GfnBitmap.allocate(memory);
     memory.arenaI32[w + VM_IO_BUS] = IoBus.allocate(memory);
+    memory.arenaI32[w + VM_FAULT_SLOTS] = memory.arenaAllocate(
+      FAULT_SLOTS * FAULT_SLOT_WORDS * 4,
+      64,
+    );
     memory.arenaF64[(w + VM_TIME_EPOCH) >> 1] = performance.timeOrigin + performance.now();
     return offset;
   }
@@ -286,9 +296,8 @@ export class Vm {
     const slot = new Memslot();
     let start = -1;
     let end = -1;
-    lock(this.words, this.base + VM_MMU_LOCK);
+    this.beginInvalidate();
     try {
-      Atomics.add(this.words, this.base + VM_MMU_SEQ, 1);
       for (let id = 0; id < MAX_MEMSLOTS; id++) {
         if (!this.memslots.get(id, slot)) continue;
         this.userfaultBits.forEachSet(slot.baseGfn, slot.npages, (gfn) => {
@@ -303,7 +312,7 @@ export class Vm {
       }
       if (start >= 0) this.stage2.unmapRange(start, end - start);
     } finally {
-      unlock(this.words, this.base + VM_MMU_LOCK);
+      this.endInvalidate();
     }
     this.flushAllTlbs();
   }
@@ -384,19 +393,60 @@ export class Vm {
    * returning (kvm_unmap_gfn_range + kvm_flush_remote_tlbs).
    */
   unmapGfnRange(gfn: number, count: number, collapse = false): void {
-    lock(this.words, this.base + VM_MMU_LOCK);
+    this.beginInvalidate();
     try {
-      Atomics.add(this.words, this.base + VM_MMU_SEQ, 1);
       this.stage2.unmapRange(gfn, count);
       if (collapse) this.stage2.pruneEmptyTables(gfn, count);
     } finally {
-      unlock(this.words, this.base + VM_MMU_LOCK);
+      this.endInvalidate();
     }
     this.flushAllTlbs();
   }
 
   flushAllTlbs(): void {
     requestAllAndWait(this.vcpuList(), REQ_TLB_FLUSH);
+  }
+
+  /**
+   * Start a stage-2 invalidation (zap or write-protect): the mmu lock, the
+   * sequence made odd (faults that read it from now on retry once the lock
+   * is free), then a wait for every fault already installing a leaf, so
+   * that the walk that follows sees its leaf. Faults take no lock and write
+   * nothing shared: each marks its own fault slot (see fault.ts).
+   */
+  private beginInvalidate(): void {
+    lock(this.words, this.base + VM_MMU_LOCK);
+    Atomics.add(this.words, this.base + VM_MMU_SEQ, 1);
+    const used = Math.min(Atomics.load(this.words, this.base + VM_FAULT_SLOT_NEXT), FAULT_SLOTS);
+    const first = this.words[this.base + VM_FAULT_SLOTS] >> 2;
+    for (let i = 0; i < used; i++) {
+      const at = first + i * FAULT_SLOT_WORDS;
+      const counter = Atomics.load(this.words, at);
+      if ((counter & 1) === 0) continue;
+      Atomics.add(this.words, at + 1, 1);
+      while (Atomics.load(this.words, at) === counter) Atomics.wait(this.words, at, counter);
+      Atomics.sub(this.words, at + 1, 1);
+    }
+  }
+
+  /** End it: the sequence even again (and moved), the lock released. */
+  private endInvalidate(): void {
+    Atomics.add(this.words, this.base + VM_MMU_SEQ, 1);
+    unlock(this.words, this.base + VM_MMU_LOCK);
+  }
+
+  /**
+   * This thread's fault slot (the arena word index of its counter), taken
+   * at its first fault; -1 once all are taken: that thread's faults install
+   * under the mmu lock instead.
+   */
+  faultSlot(): number {
+    if (this.faultSlotWord === -2) {
+      const i = Atomics.add(this.words, this.base + VM_FAULT_SLOT_NEXT, 1);
+      this.faultSlotWord =
+        i < FAULT_SLOTS ? (this.words[this.base + VM_FAULT_SLOTS] >> 2) + i * FAULT_SLOT_WORDS : -1;
+    }
+    return this.faultSlotWord;
   }
 
   get mmuSequence(): number {
@@ -569,12 +619,11 @@ export class Vm {
   }
 
   private writeProtectGfnRange(gfn: number, count: number): void {
-    lock(this.words, this.base + VM_MMU_LOCK);
+    this.beginInvalidate();
     try {
-      Atomics.add(this.words, this.base + VM_MMU_SEQ, 1);
       this.stage2.writeProtectRange(gfn, count);
     } finally {
-      unlock(this.words, this.base + VM_MMU_LOCK);
+      this.endInvalidate();
     }
     this.flushAllTlbs();
   }
@@ -620,9 +669,8 @@ export class Vm {
 
   private clearDirtyPages(slot: Memslot, first: number, count: number, bitmap: Uint8Array): void {
     const bits = new GfnBitmap(this.memory, slot.dirtyBitmap);
-    lock(this.words, this.base + VM_MMU_LOCK);
+    this.beginInvalidate();
     try {
-      Atomics.add(this.words, this.base + VM_MMU_SEQ, 1);
       for (let i = 0; i < count; i++) {
         if ((bitmap[i >> 3] & (1 << (i & 7))) === 0) continue;
         const gfn = slot.baseGfn + first + i;
@@ -630,7 +678,7 @@ export class Vm {
         this.stage2.writeProtectRange(gfn, 1);
       }
     } finally {
-      unlock(this.words, this.base + VM_MMU_LOCK);
+      this.endInvalidate();
     }
     this.flushAllTlbs();
   }

@@ -2,8 +2,12 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Worker } from "node:worker_threads";
 import { PAGE_SIZE } from "../../src/host/host-memory.js";
+import { ACCESS_WRITE } from "../../src/riscv/cpu/constants.js";
+import { FAULT_MAPPED, handleStage2Fault } from "../../src/kvm/fault.js";
+import { FAULT_SLOTS } from "../../src/kvm/vm-layout.js";
 import { Memslot } from "../../src/kvm/memslots.js";
 import { Stage2Walk } from "../../src/kvm/stage2.js";
+import { Vm } from "../../src/kvm/vm.js";
 import type { FaultRaceReply, FaultRaceSetup } from "./fault-race-worker.js";
 import { createTestVm, enableUserfault, RAM_BASE, setUserfault, withTimeout } from "./support.js";
 
@@ -28,6 +32,28 @@ const DURATION_MS = 2500;
 const IN_FLIGHT = 8;
 
 describe("stage-2 faults on many threads", () => {
+  test("past the last fault slot, faults install under the mmu lock and zaps still remove them", () => {
+    const t = createTestVm("_start:\n        j _start\n");
+    enableUserfault(t);
+    const slot = new Memslot();
+    const walk = new Stage2Walk();
+    const gfnOf = (gpa: number) => gpa / PAGE_SIZE;
+    // Each Vm object takes a slot at its first fault, as each thread's does.
+    for (let i = 0; i < FAULT_SLOTS + 6; i++) {
+      const vm = new Vm(t.host, t.vm.offset);
+      const gpa = DATA + i * PAGE_SIZE;
+      assert.equal(handleStage2Fault(vm, slot, gpa, ACCESS_WRITE), FAULT_MAPPED);
+      // Slot 0 went to t.vm's first fault, if it took one; count from what is left.
+      assert.equal(vm.faultSlot() < 0, i >= FAULT_SLOTS, `Vm object ${i}`);
+      assert.ok(t.vm.stage2.walk(gfnOf(gpa), walk), `page ${i} mapped`);
+      setUserfault(t.vm, gpa, true);
+      assert.equal(t.vm.stage2.walk(gfnOf(gpa), walk), false, `page ${i} zapped`);
+      setUserfault(t.vm, gpa, false);
+      assert.equal(handleStage2Fault(vm, slot, gpa, ACCESS_WRITE), FAULT_MAPPED);
+      assert.ok(t.vm.stage2.walk(gfnOf(gpa), walk), `page ${i} mapped again`);
+    }
+  });
+
   test(
     "concurrent faults on the same and different pages never survive a USERFAULT zap",
     { timeout: 60_000 },
@@ -66,7 +92,8 @@ describe("stage-2 faults on many threads", () => {
         );
       }
       const walk = new Stage2Walk();
-      const mapped = (page: number) => t.vm.stage2.walk(firstData + page, walk);
+      const mapped = (page: number) =>
+        t.vm.stage2.walk(RAM_BASE / PAGE_SIZE + firstData + page, walk);
       let x = 99991;
       const pick = () => {
         x = (Math.imul(x, 1103515245) + 12345) >>> 0;
@@ -119,8 +146,9 @@ describe("stage-2 faults on many threads", () => {
       const slot = new Memslot();
       for (let page = 0; page < DATA_PAGES; page++) {
         if (!mapped(page)) continue;
-        assert.ok(t.vm.findMemslot(firstData + page, slot));
-        assert.equal(walk.pfn, t.vm.backing.pfnFor(slot, firstData + page, false), `page ${page}`);
+        const gfn = RAM_BASE / PAGE_SIZE + firstData + page;
+        assert.ok(t.vm.findMemslot(gfn, slot));
+        assert.equal(walk.pfn, t.vm.backing.pfnFor(slot, gfn, false), `page ${page}`);
       }
     },
   );
