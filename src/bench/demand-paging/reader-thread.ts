@@ -65,6 +65,7 @@ function main(data: ReaderThreadData, port: NonNullable<typeof parentPort>): voi
   const copyArgs = { dst: 0, src: remote, srcOffset: 0, len: data.unit, mode: 0, copy: 0 };
   const continueArgs = { start: 0, len: data.unit, mode: 0, mapped: 0 };
   const wakeArgs = { start: 0, len: data.unit };
+  const message = { event: 0, flags: 0, address: 0, ptid: 0 };
   let resolved = 0;
   port.postMessage({ type: "ready" } satisfies ReaderThreadMessage);
   while (Atomics.load(control, CTL_GO) === 0) Atomics.wait(control, CTL_GO, 0);
@@ -73,7 +74,7 @@ function main(data: ReaderThreadData, port: NonNullable<typeof parentPort>): voi
     if (uffds.poll(fd, POLL_MS) !== POLLIN) continue;
     let address: number;
     try {
-      address = uffds.read(fd).address;
+      address = uffds.readInto(fd, message).address;
     } catch (error) {
       if (error instanceof ErrnoError && error.errno === "EAGAIN") continue; // another reader took it
       throw error;
