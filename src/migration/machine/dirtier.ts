@@ -14,7 +14,7 @@ import { UCALL_DONE, UCALL_EID, UCALL_SYNC } from "../../vmm/ucall.js";
  *
  * All its state lives in s-registers between ucalls, so a vCPU stopped at a
  * ucall is captured by its registers and pc. Arithmetic is 32-bit (the *w
- * instructions) so that `expectedRun` computes the same values natively.
+ * instructions) so that `expectedChecksums` computes the same values natively.
  */
 
 /** RAM before this holds the program (linked at RAM_BASE + 2 MiB); the vCPUs' regions follow. */
@@ -121,44 +121,10 @@ export function fillInitialPattern(buffer: Uint8Array, firstPage: number): void 
   }
 }
 
-export interface DirtierExpectation {
-  /** Per vCPU, the checksum its done ucall reports. */
-  checksums: number[];
-  /** The final value of every word written, by byte offset from RAM_BASE. */
-  written: Map<number, number>;
-}
-
-/** What the guest computes, natively: its checksums and every word it leaves written. */
-export function expectedRun(p: DirtierParams): DirtierExpectation {
-  const pages = regionPages(p);
-  const written = new Map<number, number>();
-  const checksums: number[] = [];
-  for (let hart = 0; hart < p.vcpus; hart++) {
-    const region = DIRTIER_DATA_OFFSET + hart * pages * PAGE_SIZE;
-    let x = Math.imul(hart + 1, 0x9e37_79b9) | 0;
-    let sum = 0;
-    for (let it = 0; it < p.iterations; it++) {
-      for (let s = 0; s < p.storesPerIteration; s++) {
-        x ^= x << 13;
-        x ^= x >>> 17;
-        x ^= x << 5;
-        const page = (x >>> 0) % pages;
-        const at = region + page * PAGE_SIZE + ((x >>> 22) << 2);
-        const old = written.get(at) ?? initialWord(at / PAGE_SIZE);
-        sum = (Math.imul(sum, 31) + old) | 0;
-        written.set(at, (x ^ it) >>> 0);
-      }
-    }
-    checksums.push(sum >>> 0);
-  }
-  return { checksums, written };
-}
-
 /**
- * Every vCPU's checksum, as expectedRun computes it, for runs too large for
- * a Map of written words: one vCPU's region at a time in a dense array of
- * its words (with a bitmap of those written), so a 1 GiB guest costs
- * 256 MiB per vCPU at most, once.
+ * What the guest computes, natively: every vCPU's checksum. One vCPU's region
+ * at a time in a dense array of its words (with a bitmap of those written),
+ * so a 1 GiB guest costs 256 MiB per vCPU at most, once.
  */
 export function expectedChecksums(p: DirtierParams): number[] {
   const pages = regionPages(p);
