@@ -258,10 +258,18 @@ export class MigrationDestination {
     this.closeChannels();
   }
 
-  private closeChannels(): void {
+  /**
+   * With a refusal, every channel carries it before its end: the source
+   * reads its sockets in no set order, and one that ends first must not
+   * pass for a broken connection.
+   */
+  private closeChannels(refusal: string | null = null): void {
     const channels = this.channels;
     this.channels = {};
-    for (const name of CHANNEL_NAMES) channels[name]?.close(null);
+    for (const name of CHANNEL_NAMES) {
+      if (refusal === null) channels[name]?.close(null);
+      else channels[name]?.refuse(new MigrationProtocolError(refusal));
+    }
   }
 
   private send(name: ChannelName, frame: Buffer): void {
@@ -269,11 +277,11 @@ export class MigrationDestination {
     if (channel && !channel.isClosed) channel.send(frame);
   }
 
-  private fail(error: Error): void {
+  private fail(error: Error, refusal: string | null = null): void {
     if (this.status === "failed" || this.status === "completed") return;
     this.status = "failed";
     this.ring.close();
-    this.closeChannels();
+    this.closeChannels(refusal);
     this.settle.reject(error);
   }
 
@@ -328,8 +336,7 @@ export class MigrationDestination {
     ];
     if (problems.length > 0) {
       const reason = `incompatible configuration: ${problems.join("; ")}`;
-      this.send("return", encodeJson(MSG_REFUSE, { reason }));
-      this.fail(new MigrationError(`incoming migration refused: ${reason}`, true));
+      this.fail(new MigrationError(`incoming migration refused: ${reason}`, true), reason);
       return;
     }
     if (
@@ -341,8 +348,7 @@ export class MigrationDestination {
       const reason =
         "the uffd fault mechanism on anonymous memory cannot drop pre-copied pages dirtied again " +
         "(MADV_DONTNEED is not modelled): use --backing shmem, or --mode postcopy";
-      this.send("return", encodeJson(MSG_REFUSE, { reason }));
-      this.fail(new MigrationError(`incoming migration refused: ${reason}`, true));
+      this.fail(new MigrationError(`incoming migration refused: ${reason}`, true), reason);
       return;
     }
     if (mode !== "precopy") {

@@ -8,7 +8,7 @@ import { describe, test } from "node:test";
 import { migrateLocally, MigrationProcess } from "../../src/migration/local-pair.js";
 import { FrameDecoder } from "../../src/migration/wire/frame-decoder.js";
 import { encodeJson } from "../../src/migration/wire/messages.js";
-import { HDR_VERSION, MSG_HELLO, MSG_REFUSE } from "../../src/migration/wire/format.js";
+import { HDR_VERSION, MSG_HELLO, MSG_REFUSE, MSG_SETUP } from "../../src/migration/wire/format.js";
 import { type StreamFault, TcpProxy } from "../support/tcp-proxy.js";
 import { CLI, vmArgs } from "./support.js";
 
@@ -102,6 +102,47 @@ describe("a migration the destination refuses", () => {
       destination.kill();
     }
   });
+
+  test(
+    "a refused setup reaches the source on every channel before its end",
+    { timeout: 30_000 },
+    async () => {
+      // The source reads its three sockets in no set order: a channel that
+      // ended without the refusal would pass for a lost connection.
+      const destination = new MigrationProcess("destination", CLI, [
+        "listen",
+        "--port",
+        "0",
+        ...vmArgs(),
+      ]);
+      try {
+        const { port } = (await destination.waitFor("listening")) as unknown as { port: number };
+        const received = await Promise.all(
+          (["main", "return", "preempt"] as const).map(async (channel) => {
+            const socket = connect(port, "127.0.0.1");
+            socket.write(encodeJson(MSG_HELLO, { channel, migration: "m", resume: false }));
+            if (channel === "preempt") {
+              const config = { memBytes: 1, pageSize: 4096, vcpus: 99, backing: "shmem" };
+              socket.write(encodeJson(MSG_SETUP, { config, mode: "postcopy", pages: 1 }));
+            }
+            const types: number[] = [];
+            const decoder = new FrameDecoder();
+            socket.on("data", (chunk: Buffer) => decoder.push(chunk, (type) => types.push(type)));
+            await new Promise((resolve) => socket.on("close", resolve));
+            return types;
+          }),
+        );
+        assert.deepEqual(received, [[MSG_REFUSE], [MSG_REFUSE], [MSG_REFUSE]]);
+        assert.equal(await destination.exited, 1);
+        assert.match(
+          String(destination.event("error")?.message),
+          /refused: incompatible configuration: memBytes: source 1, .*vcpus: source 99/,
+        );
+      } finally {
+        destination.kill();
+      }
+    },
+  );
 
   test(
     "a source with another pre-shared key fails the TLS handshake; its guest runs on",
