@@ -17,6 +17,8 @@ export const V_CONTROL = 0;
 const V_MODE = 4;
 const V_EPOCH = 5;
 export const V_HSM_STATE = 6;
+/** Threads waiting in requestAllAndWait for this vCPU's epoch to move. */
+const V_EPOCH_WAITERS = 7;
 /** 64-bit values as (lo, hi) word pairs: HSM start address and opaque, steal-time shmem. */
 export const V_HSM_START_ADDR = 8;
 export const V_HSM_OPAQUE = 10;
@@ -88,16 +90,39 @@ export class VcpuShared {
     return Atomics.load(this.control, CTRL_REQUESTS);
   }
 
-  /** Called by the vCPU's own thread whenever it leaves guest mode. */
+  /**
+   * Called by the vCPU's own thread whenever it leaves guest mode: at every
+   * exit, so it notifies (a process-wide lock) only when someone waits.
+   */
   exitGuestMode(): void {
     Atomics.store(this.words, this.base + V_MODE, OUTSIDE_GUEST_MODE);
     Atomics.add(this.words, this.base + V_EPOCH, 1);
-    Atomics.notify(this.words, this.base + V_EPOCH);
+    if (Atomics.load(this.words, this.base + V_EPOCH_WAITERS) !== 0) {
+      Atomics.notify(this.words, this.base + V_EPOCH);
+    }
+  }
+
+  /**
+   * Wait until this vCPU left guest mode since its epoch was `epoch`. The
+   * waiter counts itself before it looks: an exit that missed the count
+   * moved the epoch before the look or before the wait compares it.
+   */
+  waitForExitSince(epoch: number): void {
+    Atomics.add(this.words, this.base + V_EPOCH_WAITERS, 1);
+    while (this.word(V_MODE) === IN_GUEST_MODE && this.word(V_EPOCH) === epoch) {
+      Atomics.wait(this.words, this.base + V_EPOCH, epoch);
+    }
+    Atomics.sub(this.words, this.base + V_EPOCH_WAITERS, 1);
   }
 
   /** Post request bits without waiting. */
   request(bits: number): void {
     postRequest(this.control, bits);
+  }
+
+  /** Post request bits from the vCPU's own thread: it is awake, there is no one to wake. */
+  requestSelf(bits: number): void {
+    Atomics.or(this.control, CTRL_REQUESTS, bits);
   }
 }
 
@@ -114,9 +139,5 @@ export class VcpuShared {
 export function requestAllAndWait(vcpus: readonly VcpuShared[], bits: number): void {
   for (const v of vcpus) v.request(bits);
   const epochs = vcpus.map((v) => v.word(V_EPOCH));
-  vcpus.forEach((v, i) => {
-    while (v.word(V_MODE) === IN_GUEST_MODE && v.word(V_EPOCH) === epochs[i]) {
-      Atomics.wait(v.host.arenaI32, (v.offset >> 2) + V_EPOCH, epochs[i]);
-    }
-  });
+  vcpus.forEach((v, i) => v.waitForExitSince(epochs[i]));
 }

@@ -7,7 +7,7 @@ import {
   CAUSE_LOAD_ACCESS,
   CAUSE_STORE_ACCESS,
 } from "../riscv/cpu/constants.js";
-import { CTRL_REQUESTS, CTRL_WAKE, takeRequests } from "../riscv/cpu/hart-control.js";
+import { CTRL_REQUESTS, CTRL_WAKE, sleepOnHart, takeRequests } from "../riscv/cpu/hart-control.js";
 import {
   EXIT_BUDGET,
   EXIT_GUEST_PAGE_FAULT,
@@ -37,6 +37,7 @@ import {
   REQ_RECORD_STEAL,
   REQ_TLB_FLUSH,
   V_HSM_STATE,
+  V_STEAL_ENABLED,
   VcpuShared,
 } from "./vcpu-shared.js";
 import { getMpState, getOneReg, setMpState, setOneReg } from "./vcpu-regs.js";
@@ -112,8 +113,19 @@ export class Vcpu {
    * the failure escape as if KVM_RUN had crashed.
    */
   runGuest(): void {
+    const error = this.tryRunGuest();
+    if (error !== null) throw error;
+  }
+
+  /**
+   * KVM_RUN as the ioctl answers it: null, or the error runGuest() would
+   * throw for a MEMORY_FAULT exit (EFAULT, or EHWPOISON on a poisoned
+   * page). For VMM loops where userfault exits are the common case: a throw
+   * costs V8 a walk of the stack and a message object each time.
+   */
+  tryRunGuest(): ErrnoError | null {
     try {
-      this.runUntilExit();
+      return this.runUntilExit() ? this.memoryFaultThrow : null;
     } catch (error) {
       if (error instanceof ErrnoError) throw error;
       this.shared.exitGuestMode();
@@ -121,22 +133,23 @@ export class Vcpu {
       this.run.exitReason = EXIT_INTERNAL_ERROR;
       this.run.internal.suberror = INTERNAL_ERROR_EMULATION;
       this.run.internal.message = error instanceof Error ? error.message : String(error);
+      return null;
     }
   }
 
-  private runUntilExit(): void {
+  /** Runs until an exit for the VMM; true for a MEMORY_FAULT exit (run() throws it). */
+  private runUntilExit(): boolean {
     this.completePendingExit();
     const hart = this.hart;
     // Guest time is the VM's; another vCPU may have moved it (KVM_SET_ONE_REG of the timer's time).
     hart.timeEpochMs = this.vm.timeEpochMs;
     // Being scheduled in: the steal-time record is updated before guest code runs.
-    this.shared.request(REQ_RECORD_STEAL);
+    if (this.shared.word(V_STEAL_ENABLED) !== 0) this.shared.requestSelf(REQ_RECORD_STEAL);
     for (;;) {
       const requests = takeRequests(this.shared.control);
       if (requests !== 0 && this.processRequests(requests)) {
         this.leaveRun();
-        if (this.run.exitReason === EXIT_MEMORY_FAULT) throw this.memoryFaultThrow;
-        return;
+        return this.run.exitReason === EXIT_MEMORY_FAULT;
       }
       if (this.shared.word(V_HSM_STATE) !== HSM_STARTED) {
         this.waitWhileStopped();
@@ -156,8 +169,7 @@ export class Vcpu {
         continue;
       }
       this.leaveRun();
-      if (this.run.exitReason === EXIT_MEMORY_FAULT) throw this.memoryFaultThrow;
-      return;
+      return this.run.exitReason === EXIT_MEMORY_FAULT;
     }
   }
 
@@ -167,11 +179,12 @@ export class Vcpu {
     const seq = Atomics.load(control, CTRL_WAKE);
     if (this.shared.word(V_HSM_STATE) === HSM_STARTED) return;
     if (Atomics.load(control, CTRL_REQUESTS) !== 0) return;
-    Atomics.wait(control, CTRL_WAKE, seq);
+    sleepOnHart(control, seq);
   }
 
+  /** Only steal time needs the time run() returned; the clock read is skipped without it. */
   private leaveRun(): void {
-    this.runLeftAt = performance.now();
+    if (this.shared.word(V_STEAL_ENABLED) !== 0) this.runLeftAt = performance.now();
   }
 
   /** Nanoseconds spent outside KVM_RUN since the last call (steal time's measure). */

@@ -207,7 +207,7 @@ export function setUserfault(vm: Vm, gpa: number, on: boolean, size = PAGE_SIZE)
   });
 }
 
-/** run() must fail with `errno` and a MEMORY_FAULT exit; returns the fault. */
+/** run() must fail with `errno` and a MEMORY_FAULT exit, and tryRunGuest() return it; returns the fault. */
 export function expectMemoryFault(
   vcpu: Vcpu,
   errno = "EFAULT",
@@ -221,7 +221,14 @@ export function expectMemoryFault(
     },
   );
   assert.equal(vcpu.run.exitReason, EXIT_MEMORY_FAULT);
-  return { ...vcpu.run.memoryFault };
+  const fault = { ...vcpu.run.memoryFault };
+  // The page is still missing: tryRunGuest() exits the same way and returns what run() threw.
+  const error = vcpu.tryRunGuest();
+  assert.equal(error?.errno, errno);
+  assert.ok(vcpu.isMemoryFault(error));
+  assert.equal(vcpu.run.exitReason, EXIT_MEMORY_FAULT);
+  assert.deepEqual({ ...vcpu.run.memoryFault }, fault);
+  return fault;
 }
 
 /** Install one page of guest_memfd contents at guest-physical `gpa` (slot 0 at RAM_BASE). */

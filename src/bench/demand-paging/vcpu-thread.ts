@@ -14,7 +14,6 @@ import { HostMemory, PAGE_SIZE } from "../../host/host-memory.js";
 import { Kvm } from "../../kvm/kvm.js";
 import { CORE_PC, coreReg, KVM_MP_STATE_RUNNABLE } from "../../kvm/one-reg.js";
 import {
-  EXIT_MEMORY_FAULT,
   EXIT_RISCV_SBI,
   MEMORY_ATTRIBUTE_USERFAULT,
   MEMORY_EXIT_FLAG_USERFAULT,
@@ -197,13 +196,9 @@ function main(data: VcpuThreadData, port: NonNullable<typeof parentPort>): void 
   const step = (i: number, passes: number): void => {
     const vcpu = vcpus[i];
     const run = vcpu.run;
-    try {
-      vcpu.runGuest();
-    } catch (error) {
+    if (vcpu.tryRunGuest() !== null) {
       if (
         handler !== null &&
-        run.exitReason === EXIT_MEMORY_FAULT &&
-        vcpu.isMemoryFault(error) &&
         (run.memoryFault.flags & MEMORY_EXIT_FLAG_USERFAULT) !== 0 &&
         run.memoryFault.gpa >= TEST_GPA
       ) {
@@ -211,13 +206,10 @@ function main(data: VcpuThreadData, port: NonNullable<typeof parentPort>): void 
         handler.handle(run.memoryFault.gpa);
         return;
       }
-      if (run.exitReason === EXIT_MEMORY_FAULT && vcpu.isMemoryFault(error)) {
-        throw new Error(
-          `vCPU ${vcpu.id}: unexpected memory fault exit at 0x${run.memoryFault.gpa.toString(16)} ` +
-            `(flags 0x${run.memoryFault.flags.toString(16)})`,
-        );
-      }
-      throw error;
+      throw new Error(
+        `vCPU ${vcpu.id}: unexpected memory fault exit at 0x${run.memoryFault.gpa.toString(16)} ` +
+          `(flags 0x${run.memoryFault.flags.toString(16)})`,
+      );
     }
     const sbi = run.riscvSbi;
     if (run.exitReason !== EXIT_RISCV_SBI || sbi.extensionId !== UCALL_EID) {

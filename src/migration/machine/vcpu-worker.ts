@@ -14,7 +14,7 @@ import { ErrnoError } from "../../host/errno.js";
 import { Host, type HostShare } from "../../host/host.js";
 import { PAGE_SIZE } from "../../host/host-memory.js";
 import { Kvm } from "../../kvm/kvm.js";
-import { EXIT_MEMORY_FAULT, EXIT_RISCV_SBI, MEMORY_EXIT_FLAG_USERFAULT } from "../../kvm/uapi.js";
+import { EXIT_RISCV_SBI, MEMORY_EXIT_FLAG_USERFAULT } from "../../kvm/uapi.js";
 import { RAM_BASE } from "../../vmm/guest-ram.js";
 import { UCALL_DONE, UCALL_EID, UCALL_SYNC } from "../../vmm/ucall.js";
 import { FaultRing, type FaultRingLayout } from "../fault-ring.js";
@@ -61,21 +61,22 @@ function run(
   restoreVcpuState(vcpu, start.state);
   control.progressStarted(id);
   for (;;) {
+    let fault: ErrnoError | null;
     try {
-      vcpu.runGuest();
+      fault = vcpu.tryRunGuest();
     } catch (error) {
-      if (
-        ring !== null &&
-        run.exitReason === EXIT_MEMORY_FAULT &&
-        vcpu.isMemoryFault(error) &&
-        (run.memoryFault.flags & MEMORY_EXIT_FLAG_USERFAULT) !== 0
-      ) {
-        ring.waitForPage(id, (run.memoryFault.gpa - RAM_BASE) / PAGE_SIZE);
-        continue;
-      }
       const message =
         error instanceof ErrnoError || error instanceof Error ? error.message : String(error);
       post({ type: "error", id, message: `vCPU ${id}: ${message}` });
+      return;
+    }
+    if (fault !== null) {
+      if (ring !== null && (run.memoryFault.flags & MEMORY_EXIT_FLAG_USERFAULT) !== 0) {
+        ring.waitForPage(id, (run.memoryFault.gpa - RAM_BASE) / PAGE_SIZE);
+        continue;
+      }
+      const at = `0x${run.memoryFault.gpa.toString(16)}`;
+      post({ type: "error", id, message: `vCPU ${id}: ${fault.message} at ${at}` });
       return;
     }
     const sbi = run.riscvSbi;

@@ -20,7 +20,13 @@ import {
   SSTATUS_SPP,
   TIMEBASE_FREQUENCY,
 } from "./constants.js";
-import { CTRL_IRQ_PENDING, CTRL_REQUESTS, CTRL_WAKE, createHartControl } from "./hart-control.js";
+import {
+  CTRL_IRQ_PENDING,
+  CTRL_REQUESTS,
+  CTRL_WAKE,
+  createHartControl,
+  sleepOnHart,
+} from "./hart-control.js";
 import { pairIsSafe, pairToNumber } from "./int64.js";
 import { type GuestPhysicalMemory, Translation } from "./physical-memory.js";
 import { SoftTlb, TLB_INVALID } from "./tlb.js";
@@ -261,7 +267,7 @@ export class Hart {
       if (this.timecmp !== Infinity && this.sie & MIP_STIP) {
         timeoutMs = Math.max(0, (this.timecmp - this.readTime()) / (TIMEBASE_FREQUENCY / 1000));
       }
-      Atomics.wait(ctrl, CTRL_WAKE, seq, timeoutMs);
+      sleepOnHart(ctrl, seq, timeoutMs);
     }
   }
 
