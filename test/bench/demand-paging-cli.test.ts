@@ -36,6 +36,20 @@ describe("faultline bench demand-paging", () => {
     assert.equal(typeof limits.touchPagesPerSecond, "number");
     assert.equal(typeof limits.copyInstallPagesPerSecond, "number");
     assert.equal(limits.memory, "fresh");
+    assert.equal(r.machineWarmupBytes, 0);
+  });
+
+  test("--machine-warmup: a child process touches and frees the run's memory first", async () => {
+    const { code, stdout, stderr } = await faultline(
+      "bench",
+      "demand-paging",
+      ..."-k -b 1M --machine-warmup".split(" "),
+    );
+    assert.equal(code, 0, stderr);
+    const warmed = /a child process touched and freed (\d+) MiB first/.exec(stdout);
+    assert.ok(warmed, stdout);
+    // At least the demand-paged memory and the limits' samples.
+    assert.ok(Number(warmed[1]) > 128, stdout);
   });
 
   test("the text output names the limits and the memory state", async () => {

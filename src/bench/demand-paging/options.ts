@@ -51,6 +51,11 @@ export interface DemandPagingOptions {
    * is paid off the vCPUs' path.
    */
   pretouch: boolean;
+  /**
+   * Before the run, a child process touches and frees as much memory as the
+   * run uses, so that the machine below backs it (machine-warmup.ts).
+   */
+  machineWarmup: boolean;
   /** Worker threads running the vCPUs; 0 = the default (see resolveWorkers). */
   workers: number;
   /** Pages of the "remote" source buffer (a power of two); page g gets remote page g mod this. */
@@ -72,6 +77,7 @@ export const DEFAULT_OPTIONS: DemandPagingOptions = {
   delayUs: 0,
   prefault: false,
   pretouch: false,
+  machineWarmup: false,
   workers: 0,
   remotePages: 256,
 };

@@ -28,6 +28,7 @@ import type { ProgramImage } from "../../riscv/elf/image.js";
 import { GuestRam, RAM_BASE } from "../../vmm/guest-ram.js";
 import { PageInstaller } from "./installer.js";
 import { type LatencySummary, summarize } from "./latency.js";
+import { warmMachineMemory } from "./machine-warmup.js";
 import { createTestMemory, createUserfaultBitmap, type TestMemory, touchPages } from "./memory.js";
 import {
   backingPageSize,
@@ -114,6 +115,8 @@ export interface DemandPagingResult {
   limits: DemandPagingLimits;
   /** --pretouch: the VMM touched the memory ahead of the vCPUs. */
   pretouch: boolean;
+  /** --machine-warmup: bytes a child process touched and freed before the run (0 without). */
+  machineWarmupBytes: number;
   /** The guest checked every page's data and its own markers; every page was installed once. */
   verified: boolean;
 }
@@ -121,7 +124,7 @@ export interface DemandPagingResult {
 /** Pages the limits are measured over (at most). */
 const LIMIT_SAMPLE_PAGES = 32768;
 /** Pages each vCPU thread walks in the warm-up run (at most). */
-const WARMUP_PAGES = 2048;
+const WARMUP_PAGES = 16384;
 /** The measured run: pass 0 demand-pages, pass 1 walks the present pages again. */
 const MEASURED_PASSES = 2;
 const SEED = 0x2f6e_1d35;
@@ -135,6 +138,15 @@ function testBytes(o: DemandPagingOptions): number {
   const pageSize = backingPageSize(o.backing);
   const region = o.bytesPerVcpu + roundUp(WARMUP_PAGES * PAGE_SIZE, pageSize);
   return o.overlap ? region : o.vcpus * region;
+}
+
+/** The limits' memory: three copy targets, then the guest's, whole huge frames for each piece. */
+function limitBytes(o: DemandPagingOptions): number {
+  const unit = backingPageSize(o.backing);
+  return (
+    3 * roundUp(LIMIT_SAMPLE_PAGES * PAGE_SIZE, unit) +
+    o.vcpus * 2 * roundUp(LIMIT_SAMPLE_PAGES * PAGE_SIZE, unit)
+  );
 }
 
 /** Host RAM to reserve (address space; committed only when touched): what the run may use. */
@@ -384,12 +396,7 @@ async function measureLimits(
   o: DemandPagingOptions,
   prefaulted: boolean,
 ): Promise<DemandPagingLimits> {
-  // Three copy targets, then the guest's memory: whole huge frames for each piece.
-  const unit = backingPageSize(o.backing);
-  const limitBytes =
-    3 * roundUp(LIMIT_SAMPLE_PAGES * PAGE_SIZE, unit) +
-    o.vcpus * 2 * roundUp(LIMIT_SAMPLE_PAGES * PAGE_SIZE, unit);
-  const host = Host.create({ ramBytes: hostRamBytes(limitBytes, o) });
+  const host = Host.create({ ramBytes: hostRamBytes(limitBytes(o), o) });
   const kvm = Kvm.open(host);
   const pageSize = backingPageSize(o.backing);
   const totalPages = (o.overlap ? o.bytesPerVcpu : o.vcpus * o.bytesPerVcpu) / PAGE_SIZE;
@@ -532,6 +539,9 @@ export async function runDemandPaging(
   const minor = o.uffdMode === "MINOR";
   // MINOR faults need the page in the page cache: it is there before the run, as after pre-copy.
   const prefaulted = o.prefault || minor;
+  const machineWarmupBytes = o.machineWarmup
+    ? warmMachineMemory(limitBytes(o) + testBytes(o)).bytes
+    : 0;
   const limits = await measureLimits(o, prefaulted);
 
   const host = Host.create({ ramBytes: hostRamBytes(testBytes(o), o) });
@@ -738,6 +748,7 @@ export async function runDemandPaging(
       (vcpus * layout.pages) / ((presentPassEnd - run.passStart[1]) / 1000),
     limits,
     pretouch: o.pretouch,
+    machineWarmupBytes,
     verified: true,
   };
 }

@@ -4,7 +4,7 @@
  * process) so that every ratio is measured side by side; prints the median
  * and the best of each, with the load average at each run on stderr.
  *
- *   node dist/src/bench/demand-paging/targets.js [-b 64M] [--rounds 5] [--only k1,k2,...]
+ *   node dist/src/bench/demand-paging/targets.js [-b 64M] [--rounds 5] [--only k1,k2,...] [--machine-warmup]
  */
 import { execFileSync } from "node:child_process";
 import { loadavg } from "node:os";
@@ -39,6 +39,7 @@ const bytes = arg("-b", "64M");
 const rounds = Number(arg("--rounds", "5"));
 const only = arg("--only", "k1,k2,u1,u2,kp1,kp2").split(",");
 const configs = CONFIGS.filter(([name]) => only.includes(name));
+const extra = process.argv.includes("--machine-warmup") ? ["--machine-warmup"] : [];
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const results = new Map<string, DemandPagingResult[]>();
@@ -46,7 +47,7 @@ for (let r = 0; r < rounds; r++) {
   for (const [name, args] of configs) {
     const out = execFileSync(
       process.execPath,
-      [CLI, "bench", "demand-paging", "-b", bytes, ...args.split(" "), "--json"],
+      [CLI, "bench", "demand-paging", "-b", bytes, ...args.split(" "), ...extra, "--json"],
       { encoding: "utf8", maxBuffer: 1 << 26 },
     );
     const result = JSON.parse(out) as DemandPagingResult;
