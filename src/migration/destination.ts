@@ -60,6 +60,12 @@ export interface DestinationOptions {
   transport?: Transport;
   /** KVM Userfault with USERFAULT_ASYNC_ALL: vCPU faults arrive as asynchronous faults too. */
   asyncAll?: boolean;
+  /**
+   * Allocate and commit all of guest RAM before listening (QEMU's
+   * prealloc=on). KVM Userfault only: userfaultfd's MISSING faults need the
+   * pages absent, which is why QEMU discards preallocated RAM before post-copy.
+   */
+  prealloc?: boolean;
   onProgress?: (progress: MigrationProgress) => void;
   /** Notes worth a line: a connection refused, the migration paused or resumed. */
   onNote?: (text: string) => void;
@@ -133,7 +139,14 @@ export class MigrationDestination {
 
   /** Create the empty VM, its vCPU threads, and listen. */
   static async listen(options: DestinationOptions): Promise<MigrationDestination> {
+    if (options.prealloc && options.faultMechanism !== "userfault") {
+      throw new MigrationError(
+        "--prealloc needs the userfault fault mechanism: userfaultfd's MISSING faults need " +
+          "guest pages absent (QEMU discards preallocated RAM before post-copy for this reason)",
+      );
+    }
     const vm = MigratableVm.incoming(options.spec);
+    if (options.prealloc) vm.pages.preallocate();
     const destination = new MigrationDestination(vm, options);
     await vm.prepare();
     await new Promise<void>((resolve, reject) => {

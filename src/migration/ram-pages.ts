@@ -52,6 +52,22 @@ export class RamPages {
     data.copy(this.chunks[HostMemory.chunkOf(pfn)], HostMemory.offsetOf(pfn), at, at + PAGE_SIZE);
   }
 
+  /**
+   * Allocate every page of RAM and have the OS commit it now, before the
+   * guest needs it (QEMU's prealloc=on): a later install copies into memory
+   * that is there, without a first-touch fault of the host on its path.
+   * Contents are kept (a read-modify-write of nothing commits a page).
+   */
+  preallocate(): void {
+    const words = this.host.memory.chunkI32;
+    for (let index = 0; index < this.pages; index++) {
+      const pfn = this.cache
+        ? this.cache.getOrAllocate(index, true)
+        : this.host.faultIn(this.share.hva + index * PAGE_SIZE, FAULT_WRITE);
+      Atomics.add(words[HostMemory.chunkOf(pfn)], HostMemory.offsetOf(pfn) >> 2, 0);
+    }
+  }
+
   /** Make page `index` read as zeros (a page never touched already does). */
   zero(index: number): void {
     const pfn = this.pfn(index);

@@ -10,6 +10,7 @@ const run = promisify(execFile);
 const BENCH_MIGRATE_KEYS = [
   "mode",
   "faultMechanism",
+  "prealloc",
   "memBytes",
   "totalTimeMs",
   "downtimeMs",
@@ -85,6 +86,25 @@ describe("the migration commands", () => {
       (error: { code: number; stderr: string }) => {
         assert.equal(error.code, 2);
         assert.match(error.stderr, /needs authentication: give both ends --psk-file/);
+        return true;
+      },
+    );
+    await assert.rejects(
+      run(process.execPath, [
+        CLI,
+        "migrate",
+        "listen",
+        "--port",
+        "0",
+        "--prealloc",
+        "--backing",
+        "shmem",
+        "--fault-mechanism",
+        "uffd",
+      ]),
+      (error: { code: number; stderr: string }) => {
+        assert.equal(error.code, 2);
+        assert.match(error.stderr, /--prealloc needs the userfault fault mechanism/);
         return true;
       },
     );

@@ -69,6 +69,30 @@ describe("the migration workload VM", () => {
   );
 });
 
+describe("destination RAM preallocated (--prealloc)", () => {
+  for (const backing of ["guest_memfd", "shmem", "anonymous"] as const) {
+    test(`${backing}: every page is allocated, and what was there stays`, async () => {
+      const vm = MigratableVm.incoming({ ...SPEC, backing, pageSize: 2 << 20 });
+      try {
+        const page = Buffer.alloc(PAGE_SIZE, 0x5a);
+        vm.pages.install(7, page);
+        const before = vm.host.memory.framesInUse;
+        vm.pages.preallocate();
+        const pages = vm.pages.pages;
+        assert.ok(vm.host.memory.framesInUse - before >= pages - 512, "the rest was allocated");
+        for (let i = 0; i < pages; i++) assert.notEqual(vm.pages.pfn(i), 0, `page ${i}`);
+        const out = Buffer.alloc(PAGE_SIZE);
+        assert.ok(vm.pages.copyOut(7, out));
+        assert.deepEqual(out, page);
+        assert.ok(vm.pages.copyOut(8, out));
+        assert.ok(out.every((b) => b === 0));
+      } finally {
+        await vm.close();
+      }
+    });
+  }
+});
+
 describe("vCPU state as migration carries it", () => {
   test("registers, CSRs, the timer, HSM and steal-time registration survive save, JSON and restore", () => {
     const make = () => {

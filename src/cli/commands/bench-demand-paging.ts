@@ -25,6 +25,7 @@ interface RawFlags {
   userfaultApi: string;
   prefault?: boolean;
   pretouch?: boolean;
+  machineWarmup?: boolean;
   workers: number;
   remotePages: number;
   json?: boolean;
@@ -74,6 +75,10 @@ function addOptions(command: Command): Command {
     .option("--prefault", "the host touches the memory first (not a migration destination's state)")
     .option("--pretouch", "-k: the VMM touches the memory ahead of the vCPUs while they run")
     .option(
+      "--machine-warmup",
+      "first, a child process touches and frees as much memory, so that the machine below backs it",
+    )
+    .option(
       "--workers <n>",
       "threads running the vCPUs (default: automatic)",
       integer(0),
@@ -107,6 +112,7 @@ function toOptions(flags: RawFlags): DemandPagingOptions {
     delayUs: flags.delay,
     prefault: flags.prefault === true,
     pretouch: flags.pretouch === true,
+    machineWarmup: flags.machineWarmup === true,
     workers: flags.workers,
     remotePages: flags.remotePages,
   };
@@ -175,6 +181,11 @@ export function formatDemandPagingResult(r: DemandPagingResult): string {
       : "memory the host touched first (prefaulted)";
   const pct = (limit: number) => `${((100 * r.pagesPerSecond) / limit).toFixed(0)}%`;
   lines.push(`limits, measured in this run on ${state} (${m.samplePages} pages):`);
+  if (r.machineWarmupBytes > 0) {
+    lines.push(
+      `  (a child process touched and freed ${bytesText(r.machineWarmupBytes)} first, so that the machine below backs it)`,
+    );
+  }
   lines.push(
     `  the guest touching pages with no userfault in the way: ${rate(m.touchPagesPerSecond)} pages/s ` +
       `(demand paging reached ${pct(m.touchPagesPerSecond)})`,

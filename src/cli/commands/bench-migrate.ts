@@ -31,6 +31,7 @@ interface BenchMigrateOptions {
   warmup: number;
   seconds: number;
   maxRounds: number;
+  prealloc?: boolean;
   json?: boolean;
 }
 
@@ -38,6 +39,8 @@ interface BenchMigrateOptions {
 export interface BenchMigrateResult {
   mode: string;
   faultMechanism: string;
+  /** The destination allocated and committed its RAM before listening. */
+  prealloc: boolean;
   memBytes: number;
   vcpus: number;
   totalTimeMs: number;
@@ -87,7 +90,7 @@ export async function runMigrationBenchmark(
   const run = await migrateLocally({
     cli: FAULTLINE_CLI,
     vmArgs,
-    listenArgs: ["--verify"],
+    listenArgs: ["--verify", ...(o.prealloc ? ["--prealloc"] : [])],
     sendArgs: ["--mode", o.mode, "--warmup", String(o.warmup), "--max-rounds", String(o.maxRounds)],
     onEvent,
     timeoutMs: 600_000,
@@ -105,6 +108,7 @@ export async function runMigrationBenchmark(
   return {
     mode: o.mode,
     faultMechanism: o.faultMechanism,
+    prealloc: o.prealloc === true,
     memBytes: o.mem,
     vcpus: o.vcpus,
     totalTimeMs: s.totalTimeMs,
@@ -207,6 +211,10 @@ export function registerBenchMigrateCommand(bench: Command): void {
       positiveInteger,
       3,
     )
+    .option(
+      "--prealloc",
+      "the destination allocates and commits its RAM before listening (KVM Userfault only)",
+    )
     .option("--json", "print the result as JSON")
     .action(async (options: BenchMigrateOptions) => {
       const bar =
@@ -244,7 +252,8 @@ export function registerBenchMigrateCommand(bench: Command): void {
       const r = result;
       const rate = (v: number | null) => (v === null ? "-" : v.toFixed(0));
       process.stdout.write(
-        `${r.mode} migration of ${mib(r.memBytes)} MiB (${r.vcpus} vCPUs, ${r.faultMechanism}):\n` +
+        `${r.mode} migration of ${mib(r.memBytes)} MiB (${r.vcpus} vCPUs, ${r.faultMechanism}` +
+          `${r.prealloc ? ", destination RAM preallocated" : ""}):\n` +
           `  total ${r.totalTimeMs.toFixed(0)} ms, downtime ${r.downtimeMs.toFixed(1)} ms, setup ${r.setupTimeMs.toFixed(1)} ms\n` +
           `  ${mib(r.transferredBytes)} MiB sent, ${r.precopyRounds} pre-copy rounds, ${r.postcopyRequests} post-copy requests\n` +
           `  blocktime ${r.blocktimeMs.toFixed(0)} ms (overlapped ${r.overlappedBlocktimeMs.toFixed(0)} ms), ` +

@@ -160,6 +160,7 @@ interface ListenOptions extends VmOptions {
   port: number;
   verify?: boolean;
   asyncAll?: boolean;
+  prealloc?: boolean;
 }
 
 async function listen(o: ListenOptions): Promise<void> {
@@ -172,6 +173,7 @@ async function listen(o: ListenOptions): Promise<void> {
     spec,
     faultMechanism: o.faultMechanism,
     asyncAll: o.asyncAll,
+    prealloc: o.prealloc,
     transport: transportOf(o),
     onProgress: (p) => (o.events ? emit({ event: "progress", ...p }) : bar?.update(p)),
     onNote: (text) => note(o.events, text),
@@ -316,6 +318,10 @@ export function registerMigrateCommands(program: Command): void {
       .option(
         "--async-all",
         "KVM Userfault with USERFAULT_ASYNC_ALL: vCPU faults come as asynchronous faults",
+      )
+      .option(
+        "--prealloc",
+        "allocate and commit all guest RAM before listening (KVM Userfault only)",
       ),
   ).action((options: ListenOptions) => listen(options));
 
