@@ -86,11 +86,15 @@ export class Channel {
     return this.closed;
   }
 
-  /** Queue a frame; false when the socket's queue is above its high-water mark. */
-  send(frame: Buffer): boolean {
+  /**
+   * Queue a frame; false when the socket's queue is above its high-water
+   * mark. `written` runs once the socket is done with the frame's buffer
+   * (written or failed), never if the channel is closed already.
+   */
+  send(frame: Buffer, written?: () => void): boolean {
     if (this.closed) return false;
     this.bytesSent += frame.length;
-    return this.socket.write(frame);
+    return this.socket.write(frame, written);
   }
 
   /** Bytes queued in this process and not yet handed to the kernel. */

@@ -385,7 +385,7 @@ export class MigrationSource {
       this.addPage(this.pushBatch, page);
       this.postcopyPages++;
       if (this.pushBatch.full) {
-        main.send(this.pushBatch.take(MSG_PAGES));
+        this.sendBatch(main, this.pushBatch);
         // Let requests in between batches: they must not wait behind the pusher.
         if (++sinceYield >= 1) {
           sinceYield = 0;
@@ -393,7 +393,7 @@ export class MigrationSource {
         }
       }
     }
-    if (this.pushBatch.count > 0) main.send(this.pushBatch.take(MSG_PAGES));
+    if (this.pushBatch.count > 0) this.sendBatch(main, this.pushBatch);
     this.progress();
   }
 
@@ -412,14 +412,20 @@ export class MigrationSource {
         this.postcopyPages++;
       }
       this.addPage(this.preemptBatch, page);
-      if (this.preemptBatch.full) preempt.send(this.preemptBatch.take(MSG_PAGES));
+      if (this.preemptBatch.full) this.sendBatch(preempt, this.preemptBatch);
       // The pusher goes on from here: the guest is likely to want the neighbours next.
       this.cursor = page + 1;
     }
-    if (this.preemptBatch.count > 0) preempt.send(this.preemptBatch.take(MSG_PAGES));
+    if (this.preemptBatch.count > 0) this.sendBatch(preempt, this.preemptBatch);
   }
 
   // ------------------------------------------------------------------ pages
+
+  /** Send the batch's frame; its buffer goes back to the batch once the socket has it. */
+  private sendBatch(channel: Channel, batch: PageBatchWriter): void {
+    const frame = batch.take(MSG_PAGES);
+    channel.send(frame, () => batch.recycle(frame));
+  }
 
   private addPage(batch: PageBatchWriter, page: number): void {
     if (this.vm.pages.copyOut(page, batch.nextDataSlot())) batch.addPage(page);
@@ -437,7 +443,7 @@ export class MigrationSource {
       this.needed.clear(page);
       this.addPage(this.mainBatch, page);
       if (this.mainBatch.full) {
-        channel.send(this.mainBatch.take(MSG_PAGES));
+        this.sendBatch(channel, this.mainBatch);
         if (channel.backlog > MAIN_BACKLOG_BYTES) {
           this.progress();
           await channel.drained();
@@ -445,7 +451,7 @@ export class MigrationSource {
       }
       page = this.needed.nextSet(page + 1);
     }
-    if (this.mainBatch.count > 0) channel.send(this.mainBatch.take(MSG_PAGES));
+    if (this.mainBatch.count > 0) this.sendBatch(channel, this.mainBatch);
     await channel.drained();
     if (channel.isClosed) throw new ConnectionBroken(`${channel.name} closed`);
   }

@@ -144,6 +144,34 @@ describe("migration wire protocol", () => {
     refuses(unknown, /unknown message type 999/);
   });
 
+  test("a recycled PAGES frame's buffer carries the next batch, sealed afresh", () => {
+    const writer = new PageBatchWriter(2);
+    writer.nextDataSlot().fill(0xa1);
+    writer.addPage(5);
+    const first = writer.take(MSG_PAGES);
+    const firstPages = decodeAll(Buffer.from(first), [first.length]);
+    writer.recycle(first);
+    // The frame after `first` was in the making when it came back; the next one reuses it.
+    writer.addZeroPage(8);
+    const second = writer.take(MSG_PAGES);
+    assert.ok(second.buffer !== first.buffer);
+    writer.addZeroPage(9);
+    writer.addZeroPage(10);
+    const third = writer.take(MSG_PAGES);
+    assert.ok(third.buffer === first.buffer, "the same memory, no fresh buffer");
+    const [frame] = decodeAll(third, [third.length]);
+    const seen: [number, number][] = [];
+    forEachPage(frame.payload, (index, _payload, at) => seen.push([index, at]));
+    assert.deepEqual(seen, [
+      [9, -1],
+      [10, -1],
+    ]);
+    forEachPage(firstPages[0].payload, (index, payload, at) => {
+      assert.equal(index, 5);
+      assert.ok(payload.subarray(at, at + PAGE_SIZE).every((b) => b === 0xa1));
+    });
+  });
+
   test("a wrong version is named as such", () => {
     const frame = Buffer.from(encodeFrame(MSG_SETUP));
     frame.writeUInt16LE(7, HDR_VERSION);

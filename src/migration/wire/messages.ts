@@ -26,26 +26,43 @@ const PAGE_INDEX_MASK = 0x7fff_ffff;
 /** Pages per PAGES frame: 64 pages (256 KiB) amortise the per-frame costs. */
 export const PAGES_PER_BATCH = 64;
 
+/** Frame buffers a writer keeps for reuse (more in flight are left to the GC). */
+const SPARE_FRAMES = 64;
+
 /**
  * Builds PAGES frames in place: page data is copied once, from guest
  * memory into the buffer the socket will send. Layout of the payload:
  * u32 count, the data of every non-zero page in order (4 KiB each), then
  * `count` u32 entries: page index (from the start of guest RAM), with
  * PAGE_ZERO for a zero page.
+ *
+ * A frame the socket has written comes back through `recycle`: a fresh
+ * buffer per frame would be memory the OS commits page by page on the
+ * first copy into it, which cost the source more than the copies did.
  */
 export class PageBatchWriter {
   private frame: Buffer;
   private readonly indexes: Uint32Array;
+  private readonly frameBytes: number;
+  private readonly spare: Buffer[] = [];
   count = 0;
   private dataPages = 0;
 
   constructor(readonly capacity = PAGES_PER_BATCH) {
     this.indexes = new Uint32Array(capacity);
+    this.frameBytes = FRAME_HEADER_BYTES + 4 + capacity * (PAGE_SIZE + 4);
     this.frame = this.allocate();
   }
 
   private allocate(): Buffer {
-    return Buffer.allocUnsafe(FRAME_HEADER_BYTES + 4 + this.capacity * (PAGE_SIZE + 4));
+    return this.spare.pop() ?? Buffer.allocUnsafeSlow(this.frameBytes);
+  }
+
+  /** A frame from `take` that the socket no longer needs: its buffer is reused. */
+  recycle(frame: Buffer): void {
+    if (this.spare.length < SPARE_FRAMES) {
+      this.spare.push(Buffer.from(frame.buffer, frame.byteOffset, this.frameBytes));
+    }
   }
 
   get full(): boolean {
