@@ -184,7 +184,7 @@ export class Vcpu {
 
   /** Only steal time needs the time run() returned; the clock read is skipped without it. */
   private leaveRun(): void {
-    if (this.shared.word(V_STEAL_ENABLED) !== 0) this.runLeftAt = performance.now();
+    this.runLeftAt = this.shared.word(V_STEAL_ENABLED) !== 0 ? performance.now() : -1;
   }
 
   /** Nanoseconds spent outside KVM_RUN since the last call (steal time's measure). */

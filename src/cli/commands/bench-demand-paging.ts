@@ -76,7 +76,7 @@ function addOptions(command: Command): Command {
     .option("--pretouch", "-k: the VMM touches the memory ahead of the vCPUs while they run")
     .option(
       "--machine-warmup",
-      "first, a child process touches and frees as much memory, so that the machine below backs it",
+      "first, a child process touches and frees the memory the run will use, so that the machine below backs it",
     )
     .option(
       "--workers <n>",
