@@ -10,6 +10,25 @@ import { CLI, vmArgs } from "./support.js";
  * destination runs it to the end and compares its checksums with those the
  * same guest computes without migration (--verify).
  */
+/** A verified post-copy of the small guest; the destination's stats. */
+async function verifiedPostcopy(
+  vm: Record<string, string>,
+  listenArgs: string[],
+): Promise<Record<string, number>> {
+  const run = await migrateLocally({
+    cli: CLI,
+    vmArgs: vmArgs(vm),
+    listenArgs: ["--verify", ...listenArgs],
+    sendArgs: ["--mode", "postcopy", "--warmup", "100"],
+    timeoutMs: 80_000,
+  });
+  assert.equal(run.destinationCode, 0, run.destination.stderr);
+  assert.equal(run.sourceCode, 0, run.source.stderr);
+  const result = run.destination.event("result")!;
+  assert.equal(result.verified, true, JSON.stringify(result));
+  return result.stats as Record<string, number>;
+}
+
 describe("migration end to end, two processes over loopback TCP", () => {
   for (const hugepages of ["4K", "2M"]) {
     for (const mode of ["precopy", "postcopy", "hybrid"]) {
@@ -56,18 +75,7 @@ describe("migration end to end, two processes over loopback TCP", () => {
     "post-copy with USERFAULT_ASYNC_ALL: vCPU faults served from readUserfault and the eventfd",
     { timeout: 90_000 },
     async () => {
-      const run = await migrateLocally({
-        cli: CLI,
-        vmArgs: vmArgs(),
-        listenArgs: ["--verify", "--async-all"],
-        sendArgs: ["--mode", "postcopy", "--warmup", "100"],
-        timeoutMs: 80_000,
-      });
-      assert.equal(run.destinationCode, 0, run.destination.stderr);
-      assert.equal(run.sourceCode, 0, run.source.stderr);
-      const result = run.destination.event("result")!;
-      assert.equal(result.verified, true, JSON.stringify(result));
-      const stats = result.stats as { asyncFaults: number; faults: number };
+      const stats = await verifiedPostcopy({}, ["--async-all"]);
       assert.ok(stats.asyncFaults > 0, JSON.stringify(stats));
     },
   );
@@ -80,19 +88,9 @@ describe("migration end to end, two processes over loopback TCP", () => {
       `post-copy into destination RAM preallocated (--prealloc), ${backing} ${hugepages}: same checksums`,
       { timeout: 90_000 },
       async () => {
-        const run = await migrateLocally({
-          cli: CLI,
-          vmArgs: vmArgs({ backing, hugepages }),
-          listenArgs: ["--verify", "--prealloc"],
-          sendArgs: ["--mode", "postcopy", "--warmup", "100"],
-          timeoutMs: 80_000,
-        });
-        assert.equal(run.destinationCode, 0, run.destination.stderr);
-        assert.equal(run.sourceCode, 0, run.source.stderr);
-        const result = run.destination.event("result")!;
-        assert.equal(result.verified, true, JSON.stringify(result));
+        const stats = await verifiedPostcopy({ backing, hugepages }, ["--prealloc"]);
         // Every page is there from the start: USERFAULT alone kept the vCPUs off the missing ones.
-        assert.ok((result.stats as { faults: number }).faults > 0, JSON.stringify(result.stats));
+        assert.ok(stats.faults > 0, JSON.stringify(stats));
       },
     );
   }

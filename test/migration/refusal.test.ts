@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -47,6 +47,27 @@ async function refusedPrecopy(
   };
 }
 
+/** A destination listening on a free port, for tests that speak the protocol themselves. */
+async function listeningDestination(): Promise<{ destination: MigrationProcess; port: number }> {
+  const destination = new MigrationProcess("destination", CLI, [
+    "listen",
+    "--port",
+    "0",
+    ...vmArgs(),
+  ]);
+  const { port } = (await destination.waitFor("listening")) as unknown as { port: number };
+  return { destination, port };
+}
+
+/** The types of the frames a socket receives until it closes. */
+async function framesUntilClose(socket: Socket): Promise<number[]> {
+  const types: number[] = [];
+  const decoder = new FrameDecoder();
+  socket.on("data", (chunk: Buffer) => decoder.push(chunk, (type) => types.push(type)));
+  await new Promise((resolve) => socket.on("close", resolve));
+  return types;
+}
+
 describe("a migration the destination refuses", () => {
   test("an incompatible configuration, each difference named", { timeout: 60_000 }, async () => {
     const errors = await refusedPrecopy({ listen: ["--vcpus", "3", "--backing", "shmem"] });
@@ -76,23 +97,13 @@ describe("a migration the destination refuses", () => {
   });
 
   test("a peer of another protocol version", { timeout: 30_000 }, async () => {
-    const destination = new MigrationProcess("destination", CLI, [
-      "listen",
-      "--port",
-      "0",
-      ...vmArgs(),
-    ]);
+    const { destination, port } = await listeningDestination();
     try {
-      const { port } = (await destination.waitFor("listening")) as unknown as { port: number };
       const hello = encodeJson(MSG_HELLO, { channel: "main", migration: "x", resume: false });
       hello.writeUInt16LE(7, HDR_VERSION);
       const socket = connect(port, "127.0.0.1");
       socket.write(hello);
-      const replies: number[] = [];
-      const decoder = new FrameDecoder();
-      socket.on("data", (chunk: Buffer) => decoder.push(chunk, (type) => replies.push(type)));
-      await new Promise((resolve) => socket.on("close", resolve));
-      assert.deepEqual(replies, [MSG_REFUSE]);
+      assert.deepEqual(await framesUntilClose(socket), [MSG_REFUSE]);
       assert.equal(await destination.exited, 1);
       assert.match(
         String(destination.event("error")?.message),
@@ -109,14 +120,8 @@ describe("a migration the destination refuses", () => {
     async () => {
       // The source reads its three sockets in no set order: a channel that
       // ended without the refusal would pass for a lost connection.
-      const destination = new MigrationProcess("destination", CLI, [
-        "listen",
-        "--port",
-        "0",
-        ...vmArgs(),
-      ]);
+      const { destination, port } = await listeningDestination();
       try {
-        const { port } = (await destination.waitFor("listening")) as unknown as { port: number };
         const received = await Promise.all(
           (["main", "return", "preempt"] as const).map(async (channel) => {
             const socket = connect(port, "127.0.0.1");
@@ -125,11 +130,7 @@ describe("a migration the destination refuses", () => {
               const config = { memBytes: 1, pageSize: 4096, vcpus: 99, backing: "shmem" };
               socket.write(encodeJson(MSG_SETUP, { config, mode: "postcopy", pages: 1 }));
             }
-            const types: number[] = [];
-            const decoder = new FrameDecoder();
-            socket.on("data", (chunk: Buffer) => decoder.push(chunk, (type) => types.push(type)));
-            await new Promise((resolve) => socket.on("close", resolve));
-            return types;
+            return framesUntilClose(socket);
           }),
         );
         assert.deepEqual(received, [[MSG_REFUSE], [MSG_REFUSE], [MSG_REFUSE]]);
