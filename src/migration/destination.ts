@@ -66,6 +66,11 @@ export interface DestinationOptions {
    * pages absent, which is why QEMU discards preallocated RAM before post-copy.
    */
   prealloc?: boolean;
+  /**
+   * Post-copy and hybrid: how long to wait for the source to come back
+   * after the connection broke before the switchover arrived (default 60 s).
+   */
+  resumeTimeoutMs?: number;
   onProgress?: (progress: MigrationProgress) => void;
   /** Notes worth a line: a connection refused, the migration paused or resumed. */
   onNote?: (text: string) => void;
@@ -99,6 +104,10 @@ export class MigrationDestination {
   private pendingSetup: Buffer | null = null;
   private receivedPages = 0;
   private switchedOver = false;
+  /** The mode SETUP named (null before it). */
+  private mode: MigrationMode | null = null;
+  /** Fails the migration if a source that may have sent its switchover does not come back. */
+  private resumeTimer: NodeJS.Timeout | null = null;
   private startedAtWallMs = 0;
   private startProgress = 0;
   private postcopyStartedAt = 0;
@@ -213,7 +222,10 @@ export class MigrationDestination {
     } else if (hello.migration !== this.migrationId) {
       return refuse(`busy with migration ${this.migrationId}`);
     } else if (hello.resume) {
-      if (this.status === "postcopy-active") {
+      if (
+        this.status === "postcopy-active" ||
+        (this.status === "active" && this.mayHaveSwitchover())
+      ) {
         // The source saw the connection break before this side did.
         this.pause("the source reconnected");
       }
@@ -242,7 +254,14 @@ export class MigrationDestination {
   }
 
   private onChannelClosed(channel: Channel, reason: Error | null): void {
-    if (this.status === "completed" || this.status === "failed") return;
+    // Paused: the channels that close now are the broken ones, already let go.
+    if (
+      this.status === "completed" ||
+      this.status === "failed" ||
+      this.status === "postcopy-paused"
+    ) {
+      return;
+    }
     const why = reason?.message ?? `${channel.name} closed`;
     if (reason !== null && !(reason instanceof ConnectionLost)) {
       // A bad stream, or this side failed handling a message: never a pause, never a hang.
@@ -257,11 +276,43 @@ export class MigrationDestination {
       if (this.status === "postcopy-active" || this.status === "postcopy-recover") this.pause(why);
       return;
     }
+    if (this.mayHaveSwitchover()) {
+      // The source may have sent its switchover and stopped its guest: the
+      // guest then lives on only in what the source sends, so wait for it
+      // (a resume sends the switchover again). A source that gave up says
+      // so with a REFUSE instead, and runs its guest on.
+      this.pause(`${why}, before the switchover arrived`);
+      const timeoutMs = this.options.resumeTimeoutMs ?? 60_000;
+      if (this.resumeTimer) clearTimeout(this.resumeTimer);
+      this.resumeTimer = setTimeout(() => {
+        if (this.switchedOver || this.status !== "postcopy-paused") return;
+        this.fail(
+          new MigrationError(
+            `incoming migration failed: ${why}, and the source did not come back ` +
+              `within ${timeoutMs} ms (its guest runs on there)`,
+          ),
+        );
+      }, timeoutMs);
+      return;
+    }
     if (reason instanceof MigrationProtocolError) {
       this.fail(new MigrationError(`incoming migration refused: ${reason.message}`, true));
     } else {
       this.fail(new MigrationError(`incoming migration failed: ${why}`));
     }
+  }
+
+  /**
+   * Set up for post-copy or hybrid and not switched over: a break now may
+   * have cut the switchover off on its way.
+   */
+  private mayHaveSwitchover(): boolean {
+    return (
+      !this.switchedOver &&
+      this.mode !== null &&
+      this.mode !== "precopy" &&
+      (this.status === "active" || this.status === "postcopy-recover")
+    );
   }
 
   /** Post-copy: keep every page and the running guest; wait for the source to come back. */
@@ -292,6 +343,7 @@ export class MigrationDestination {
 
   private fail(error: Error, refusal: string | null = null): void {
     if (this.status === "failed" || this.status === "completed") return;
+    if (this.resumeTimer) clearTimeout(this.resumeTimer);
     this.status = "failed";
     this.ring.close();
     this.closeChannels(refusal);
@@ -368,6 +420,7 @@ export class MigrationDestination {
       this.memory = this.createMemory();
       this.memory.arm();
     }
+    this.mode = mode;
     this.status = "active";
     this.send("return", encodeJson(MSG_SETUP_ACK, {}));
   }
@@ -546,10 +599,14 @@ export class MigrationDestination {
     if (outstanding.length > 0) {
       this.send("return", encodePageList(MSG_PAGE_REQUEST, outstanding, outstanding.length));
     }
-    this.status = "postcopy-active";
+    if (this.resumeTimer) clearTimeout(this.resumeTimer);
+    this.resumeTimer = null;
+    this.status = this.switchedOver ? "postcopy-active" : "active";
     this.channels.main!.yieldBetweenChunks = true;
     this.options.onNote?.(
-      `post-copy resumed: ${this.pages - this.receivedPages} pages to come, ${outstanding.length} re-requested`,
+      this.switchedOver
+        ? `post-copy resumed: ${this.pages - this.receivedPages} pages to come, ${outstanding.length} re-requested`
+        : "migration resumed before the switchover arrived: the source sends it again",
     );
   }
 

@@ -123,6 +123,8 @@ export class MigrationSource {
   private readonly migrationId: string;
   private cursor = 0;
   private switchoverFrame: Buffer | null = null;
+  /** The pages the switchover left to post-copy (its bitmap), to start over from. */
+  private switchoverNeeded: Uint8Array | null = null;
   private resumeWaiter: ((to: { host: string; port: number }) => void) | null = null;
   private bytesOfClosedChannels = 0;
   private pagesSent = 0;
@@ -161,7 +163,7 @@ export class MigrationSource {
     try {
       await this.connect(false);
     } catch (error) {
-      this.abort();
+      this.abort((error as Error).message);
       throw new MigrationError((error as Error).message);
     }
     this.send(
@@ -171,7 +173,7 @@ export class MigrationSource {
     try {
       await this.waitFor(MSG_SETUP_ACK);
     } catch (error) {
-      this.abort();
+      this.abort((error as Error).message);
       throw error;
     }
     const setupTimeMs = performance.now() - startedAt;
@@ -231,9 +233,10 @@ export class MigrationSource {
         rounds: this.round,
         clock: guestClock.toString(),
       };
+      this.switchoverNeeded = this.needed.toBytes().slice();
       this.switchoverFrame = encodeSections(MSG_SWITCHOVER, [
         Buffer.from(JSON.stringify(header)),
-        this.needed.toBytes(),
+        this.switchoverNeeded,
         encodeVcpuStates(saved),
       ]);
       this.send("main", this.switchoverFrame);
@@ -244,7 +247,7 @@ export class MigrationSource {
     } catch (error) {
       if (!postcopy || this.switchoverFrame === null) {
         // Before the destination could run the guest: the source VM runs on.
-        this.abort();
+        this.abort((error as Error).message);
         if (paused) this.vm.resume();
         throw error instanceof ConnectionBroken
           ? new MigrationError(`migration failed before switchover: ${error.message}`)
@@ -256,7 +259,7 @@ export class MigrationSource {
       try {
         this.running = decodeJson<RunningMessage>(await this.waitFor(MSG_RUNNING), "RUNNING");
       } catch (error) {
-        this.abort();
+        this.abort((error as Error).message);
         this.vm.resume();
         throw error instanceof ConnectionBroken
           ? new MigrationError(`migration failed at switchover: ${error.message}`)
@@ -355,16 +358,18 @@ export class MigrationSource {
     const sections = decodeSections(await this.waitFor(MSG_RESUME), "RESUME");
     const info = JSON.parse(sections[0].toString()) as ResumeMessage;
     if (info.startedAtWallMs > 0) this.running ??= { startedAtWallMs: info.startedAtWallMs };
+    this.cursor = 0;
     if (!info.switchedOver) {
-      // The destination never got the switchover: everything it lacks is still needed.
+      // The destination never got the switchover, nor any page sent after
+      // it: send it again, and every page it left to post-copy.
       this.send("main", this.switchoverFrame!);
+      this.needed.copyFrom(PageBitmap.fromBytes(this.pages, this.switchoverNeeded!));
       return;
     }
     // Whatever was in flight when the connection broke is sent again.
     const received = PageBitmap.fromBytes(this.pages, sections[1]);
     this.needed.setAll();
     this.needed.andNot(received);
-    this.cursor = 0;
   }
 
   /** The background pusher: every needed page on the main stream, from near the last request on. */
@@ -551,13 +556,21 @@ export class MigrationSource {
     if (error instanceof MigrationError) closeChannels(this.channels, null);
   }
 
-  /** Give up before switchover: dirty logging off, connections closed. */
-  private abort(): void {
+  /**
+   * Give up before switchover: dirty logging off, and every connection
+   * closed with a REFUSE saying why, so that the destination fails at once
+   * rather than wait for a resume (it cannot tell a source that gave up
+   * from a network break while the switchover was on its way).
+   */
+  private abort(why: string): void {
     this.status = "failed";
     this.dirtyLog.stop();
     const channels = this.channels;
     this.channels = null;
-    closeChannels(channels, null);
+    if (!channels) return;
+    for (const channel of Object.values(channels)) {
+      channel.refuse(new MigrationProtocolError(why));
+    }
   }
 
   private channelBytes(): number {

@@ -81,4 +81,50 @@ describe("post-copy recovery", () => {
       },
     );
   }
+  test(
+    "a break while the switchover is on its way: the destination waits, the resumed source sends it again",
+    { timeout: 90_000 },
+    async () => {
+      const control = join(tmpdir(), `faultline-test-${process.pid}-${Date.now()}-gap.sock`);
+      let proxy: TcpProxy | null = null;
+      const run = await migrateLocally({
+        cli: CLI,
+        vmArgs: vmArgs({ mem: "64M" }),
+        listenArgs: ["--verify"],
+        sendArgs: ["--mode", "postcopy", "--warmup", "50", "--control", control],
+        route: async (port) => {
+          proxy = await TcpProxy.start({ host: "127.0.0.1", port });
+          // Past HELLO and SETUP, inside the SWITCHOVER (its page bitmap alone is 2 KiB):
+          // the source has sent it and stopped its guest, the destination never sees it.
+          proxy.injectFault({ channel: "main", at: 1500, kind: "cut" });
+          return { host: "127.0.0.1", port: proxy.port };
+        },
+        during: async (source) => {
+          await source.waitFor("paused", 20_000);
+          const resume = new MigrationProcess("resume", CLI, [
+            "send",
+            "--resume",
+            "--control",
+            control,
+            "--to",
+            `127.0.0.1:${proxy!.port}`,
+          ]);
+          assert.equal(await resume.exited, 0, resume.stderr);
+        },
+        timeoutMs: 80_000,
+      });
+      (proxy as TcpProxy | null)?.close();
+      assert.equal(run.destinationCode, 0, run.destination.stderr);
+      assert.equal(run.sourceCode, 0, run.source.stderr);
+      const notes = run.destination.events
+        .filter((e) => e.event === "note")
+        .map((e) => String(e.text))
+        .join("\n");
+      assert.match(notes, /before the switchover arrived\); waiting for the source/);
+      assert.match(notes, /resumed before the switchover arrived/);
+      const stats = run.source.event("result")!.stats as { recoveries: number };
+      assert.equal(stats.recoveries, 1);
+      assert.equal(run.destination.event("result")!.verified, true);
+    },
+  );
 });

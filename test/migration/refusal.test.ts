@@ -8,7 +8,13 @@ import { describe, test } from "node:test";
 import { migrateLocally, MigrationProcess } from "../../src/migration/local-pair.js";
 import { FrameDecoder } from "../../src/migration/wire/frame-decoder.js";
 import { encodeJson } from "../../src/migration/wire/messages.js";
-import { HDR_VERSION, MSG_HELLO, MSG_REFUSE, MSG_SETUP } from "../../src/migration/wire/format.js";
+import {
+  HDR_VERSION,
+  MSG_HELLO,
+  MSG_REFUSE,
+  MSG_SETUP,
+  MSG_SETUP_ACK,
+} from "../../src/migration/wire/format.js";
 import { type StreamFault, TcpProxy } from "../support/tcp-proxy.js";
 import { CLI, vmArgs } from "./support.js";
 
@@ -48,12 +54,15 @@ async function refusedPrecopy(
 }
 
 /** A destination listening on a free port, for tests that speak the protocol themselves. */
-async function listeningDestination(): Promise<{ destination: MigrationProcess; port: number }> {
+async function listeningDestination(
+  extra: string[] = [],
+): Promise<{ destination: MigrationProcess; port: number }> {
   const destination = new MigrationProcess("destination", CLI, [
     "listen",
     "--port",
     "0",
     ...vmArgs(),
+    ...extra,
   ]);
   const { port } = (await destination.waitFor("listening")) as unknown as { port: number };
   return { destination, port };
@@ -144,6 +153,58 @@ describe("a migration the destination refuses", () => {
       }
     },
   );
+
+  for (const ending of ["breaks", "says why"] as const) {
+    test(
+      `set up for post-copy, the source ${ending} before its switchover: the destination ` +
+        (ending === "breaks" ? "waits for it, then gives up" : "fails at once"),
+      { timeout: 30_000 },
+      async () => {
+        const { destination, port } = await listeningDestination(["--resume-timeout", "500"]);
+        try {
+          const sockets = (["main", "return", "preempt"] as const).map((channel) => {
+            const socket = connect(port, "127.0.0.1");
+            socket.write(encodeJson(MSG_HELLO, { channel, migration: "m", resume: false }));
+            return socket;
+          });
+          // The configuration of vmArgs(): this destination accepts it.
+          const config = {
+            memBytes: 16 * 2 ** 20,
+            pageSize: 4096,
+            vcpus: 4,
+            backing: "guest_memfd",
+            faultMechanism: "userfault",
+            guest: "dirtier-1",
+          };
+          sockets[0].write(encodeJson(MSG_SETUP, { config, mode: "postcopy", pages: 4096 }));
+          const acked = new Promise<void>((resolve) => {
+            const decoder = new FrameDecoder();
+            sockets[1].on("data", (chunk: Buffer) =>
+              decoder.push(chunk, (type) => type === MSG_SETUP_ACK && resolve()),
+            );
+          });
+          await acked;
+          const started = performance.now();
+          if (ending === "breaks") {
+            for (const socket of sockets) socket.resetAndDestroy();
+          } else {
+            sockets[0].end(encodeJson(MSG_REFUSE, { reason: "its guest failed" }));
+          }
+          assert.equal(await destination.exited, 1);
+          const waited = performance.now() - started;
+          const error = String(destination.event("error")?.message);
+          if (ending === "breaks") {
+            assert.match(error, /the source did not come back within 500 ms/);
+            assert.ok(waited >= 500, `gave up after ${waited} ms`);
+          } else {
+            assert.match(error, /the source gave up: its guest failed/);
+          }
+        } finally {
+          destination.kill();
+        }
+      },
+    );
+  }
 
   test(
     "a source with another pre-shared key fails the TLS handshake; its guest runs on",

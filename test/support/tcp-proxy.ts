@@ -11,7 +11,12 @@ export interface StreamFault {
   channel: "main" | "return" | "preempt";
   /** Source-to-destination byte offset at which the fault strikes. */
   at: number;
-  kind: "corrupt" | "truncate";
+  /**
+   * corrupt: flip a byte there; truncate: end the stream there; cut: drop
+   * the data that holds that byte and break every connection, as a network
+   * failure would (the sender wrote it, the receiver never sees it).
+   */
+  kind: "corrupt" | "truncate" | "cut";
 }
 
 export class TcpProxy {
@@ -61,6 +66,12 @@ export class TcpProxy {
       }
       if (fault && forwarded + chunk.length > fault.at) {
         const offset = fault.at - forwarded;
+        if (fault.kind === "cut") {
+          fault = null;
+          forwarded = Infinity;
+          this.cutAll();
+          return;
+        }
         if (fault.kind === "corrupt") {
           const copy = Buffer.from(chunk);
           copy[offset] ^= 0x5a;

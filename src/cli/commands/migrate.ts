@@ -161,6 +161,7 @@ interface ListenOptions extends VmOptions {
   verify?: boolean;
   asyncAll?: boolean;
   prealloc?: boolean;
+  resumeTimeout: number;
 }
 
 async function listen(o: ListenOptions): Promise<void> {
@@ -174,6 +175,7 @@ async function listen(o: ListenOptions): Promise<void> {
     faultMechanism: o.faultMechanism,
     asyncAll: o.asyncAll,
     prealloc: o.prealloc,
+    resumeTimeoutMs: o.resumeTimeout,
     transport: transportOf(o),
     onProgress: (p) => (o.events ? emit({ event: "progress", ...p }) : bar?.update(p)),
     onNote: (text) => note(o.events, text),
@@ -322,6 +324,12 @@ export function registerMigrateCommands(program: Command): void {
       .option(
         "--prealloc",
         "allocate and commit all guest RAM before listening (KVM Userfault only)",
+      )
+      .option(
+        "--resume-timeout <ms>",
+        "post-copy: how long to wait for a source whose connection broke before its switchover arrived",
+        positiveInteger,
+        60_000,
       ),
   ).action((options: ListenOptions) => listen(options));
 
