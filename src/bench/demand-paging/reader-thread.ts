@@ -90,6 +90,9 @@ function main(data: ReaderThreadData, port: NonNullable<typeof parentPort>): voi
       continue;
     }
     sleepUs(sleepCell, data.delayUs);
+    // Counted before the fault is resolved: the woken vCPU may finish its
+    // pass, and the main thread read the counts, before this thread runs on.
+    for (let i = 0; i < unitPages; i++) Atomics.add(installs, page + i, 1);
     if (installer !== null) {
       installer.install(page);
       continueArgs.start = address;
@@ -99,7 +102,6 @@ function main(data: ReaderThreadData, port: NonNullable<typeof parentPort>): voi
       copyArgs.srcOffset = (page % remotePagesTiled) * PAGE_SIZE;
       uffds.copy(fd, copyArgs);
     }
-    for (let i = 0; i < unitPages; i++) Atomics.add(installs, page + i, 1);
     markInstalled(state, page);
     resolved++;
   }
