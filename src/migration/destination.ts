@@ -289,7 +289,7 @@ export class MigrationDestination {
         this.fail(
           new MigrationError(
             `incoming migration failed: ${why}, and the source did not come back ` +
-              `within ${timeoutMs} ms (its guest runs on there)`,
+              `within ${timeoutMs} ms`,
           ),
         );
       }, timeoutMs);
