@@ -12,6 +12,19 @@ import { CLI, vmArgs } from "./support.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** `faultline migrate send --resume`: the paused source at `control` reconnects through `port`. */
+async function resumeSource(control: string, port: number): Promise<void> {
+  const resume = new MigrationProcess("resume", CLI, [
+    "send",
+    "--resume",
+    "--control",
+    control,
+    "--to",
+    `127.0.0.1:${port}`,
+  ]);
+  assert.equal(await resume.exited, 0, resume.stderr);
+}
+
 /**
  * Post-copy recovery: the test breaks every connection (through a proxy)
  * at random points of post-copy, both sides pause and keep their state,
@@ -56,15 +69,7 @@ describe("post-copy recovery", () => {
               if (source.event("result")) break;
               cuts.push(proxy!.cutAll());
               await source.waitFor("paused", 20_000, i);
-              const resume = new MigrationProcess("resume", CLI, [
-                "send",
-                "--resume",
-                "--control",
-                control,
-                "--to",
-                `127.0.0.1:${proxy!.port}`,
-              ]);
-              assert.equal(await resume.exited, 0, resume.stderr);
+              await resumeSource(control, proxy!.port);
             }
           },
           timeoutMs: 80_000,
@@ -101,15 +106,7 @@ describe("post-copy recovery", () => {
         },
         during: async (source) => {
           await source.waitFor("paused", 20_000);
-          const resume = new MigrationProcess("resume", CLI, [
-            "send",
-            "--resume",
-            "--control",
-            control,
-            "--to",
-            `127.0.0.1:${proxy!.port}`,
-          ]);
-          assert.equal(await resume.exited, 0, resume.stderr);
+          await resumeSource(control, proxy!.port);
         },
         timeoutMs: 80_000,
       });
