@@ -1,4 +1,3 @@
-import { ErrnoError } from "../host/errno.js";
 import {
   EXT_DBCN,
   EXT_LEGACY_CONSOLE_GETCHAR,
@@ -60,8 +59,7 @@ export function runVcpuLoop(
         if (handlers.memoryFault?.(gpa, flags)) continue;
         return { kind: "memory-fault", gpa, flags };
       }
-      const message =
-        error instanceof ErrnoError || error instanceof Error ? error.message : String(error);
+      const message = error instanceof Error ? error.message : String(error);
       return { kind: "error", message };
     }
     switch (run.exitReason) {

@@ -5,7 +5,7 @@
  * cache through the alias mapping and UFFDIO_CONTINUE (MINOR), which wakes
  * the faulting vCPU thread. Several readers may serve one userfaultfd (-r).
  */
-import { isMainThread, parentPort, workerData } from "node:worker_threads";
+import type { MessagePort } from "node:worker_threads";
 import { ErrnoError } from "../../host/errno.js";
 import { Host, type HostShare } from "../../host/host.js";
 import { PAGE_SIZE } from "../../host/host-memory.js";
@@ -19,6 +19,7 @@ import {
   PAGE_INSTALLING,
   PAGE_MISSING,
   PAGE_PRESENT,
+  runBenchThread,
   type SharedBuffers,
   sleepUs,
   waitForInstall,
@@ -47,7 +48,7 @@ export type ReaderThreadMessage =
 
 const POLL_MS = 100;
 
-function main(data: ReaderThreadData, port: NonNullable<typeof parentPort>): void {
+function main(data: ReaderThreadData, port: MessagePort): void {
   const host = Host.attach(data.host);
   const uffds = host.userfaultfds;
   const fd = data.uffd;
@@ -108,12 +109,4 @@ function main(data: ReaderThreadData, port: NonNullable<typeof parentPort>): voi
   port.postMessage({ type: "finished", resolved } satisfies ReaderThreadMessage);
 }
 
-if (!isMainThread && parentPort && (workerData as ReaderThreadData)?.demandPagingReaderThread) {
-  try {
-    main(workerData as ReaderThreadData, parentPort);
-  } catch (error) {
-    const message =
-      error instanceof ErrnoError || error instanceof Error ? error.message : String(error);
-    parentPort.postMessage({ type: "error", message } satisfies ReaderThreadMessage);
-  }
-}
+runBenchThread<ReaderThreadData>("demandPagingReaderThread", main);

@@ -1,3 +1,4 @@
+import { isMainThread, type MessagePort, parentPort, workerData } from "node:worker_threads";
 import { PAGE_SIZE } from "../../host/host-memory.js";
 
 /**
@@ -128,4 +129,22 @@ export function fillRemote(remote: SharedArrayBuffer, remotePages: number, seed:
 /** Sleep the calling thread for `us` microseconds (the -d network delay); no allocation. */
 export function sleepUs(cell: Int32Array, us: number): void {
   if (us > 0) Atomics.wait(cell, 0, 0, us / 1000);
+}
+
+/**
+ * A benchmark thread's entry: when this worker was started for `marker`
+ * (a key its workerData sets), run `main`; whatever it throws goes to the
+ * parent as an error message.
+ */
+export function runBenchThread<D>(
+  marker: string,
+  main: (data: D, port: MessagePort) => void,
+): void {
+  if (isMainThread || !parentPort || !(workerData as Record<string, unknown>)?.[marker]) return;
+  try {
+    main(workerData as D, parentPort);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    parentPort.postMessage({ type: "error", message });
+  }
 }

@@ -7,8 +7,7 @@
  * turns, one exit each. Under userfaultfd a vCPU sleeps inside run() until
  * a reader thread resolves its fault, so it has a thread of its own.
  */
-import { isMainThread, parentPort, workerData } from "node:worker_threads";
-import { ErrnoError } from "../../host/errno.js";
+import type { MessagePort } from "node:worker_threads";
 import { Host, type HostShare } from "../../host/host.js";
 import { HostMemory, PAGE_SIZE } from "../../host/host-memory.js";
 import { Kvm } from "../../kvm/kvm.js";
@@ -33,6 +32,7 @@ import {
   PAGE_INSTALLING,
   PAGE_MISSING,
   PAGE_PRESENT,
+  runBenchThread,
   type SharedBuffers,
   sleepUs,
   TEST_GPA,
@@ -169,7 +169,7 @@ const DONE = 2;
 
 class GuestAbort extends Error {}
 
-function main(data: VcpuThreadData, port: NonNullable<typeof parentPort>): void {
+function main(data: VcpuThreadData, port: MessagePort): void {
   const post = (message: VcpuThreadMessage) => port.postMessage(message);
   const host = Host.attach(data.host);
   const kvm = Kvm.attach(host, data.kvm);
@@ -268,12 +268,4 @@ function main(data: VcpuThreadData, port: NonNullable<typeof parentPort>): void 
   }
 }
 
-if (!isMainThread && parentPort && (workerData as VcpuThreadData)?.demandPagingVcpuThread) {
-  try {
-    main(workerData as VcpuThreadData, parentPort);
-  } catch (error) {
-    const message =
-      error instanceof ErrnoError || error instanceof Error ? error.message : String(error);
-    parentPort.postMessage({ type: "error", message } satisfies VcpuThreadMessage);
-  }
-}
+runBenchThread<VcpuThreadData>("demandPagingVcpuThread", main);

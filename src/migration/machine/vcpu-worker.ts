@@ -65,8 +65,7 @@ function run(
     try {
       fault = vcpu.tryRunGuest();
     } catch (error) {
-      const message =
-        error instanceof ErrnoError || error instanceof Error ? error.message : String(error);
+      const message = error instanceof Error ? error.message : String(error);
       post({ type: "error", id, message: `vCPU ${id}: ${message}` });
       return;
     }
