@@ -24,6 +24,9 @@ export const CHANNEL_NAMES: readonly ChannelName[] = ["main", "return", "preempt
 export class Channel {
   private readonly decoder: FrameDecoder;
   private closed = false;
+  /** Frames queued whose write has not completed, and who waits for none to be left. */
+  private unflushed = 0;
+  private flushWaiters: (() => void)[] = [];
   bytesSent = 0;
   bytesReceived = 0;
   onFrame: (type: number, payload: Buffer) => void = (type) => {
@@ -94,7 +97,17 @@ export class Channel {
   send(frame: Buffer, written?: () => void): boolean {
     if (this.closed) return false;
     this.bytesSent += frame.length;
-    return this.socket.write(frame, written);
+    this.unflushed++;
+    return this.socket.write(frame, () => {
+      written?.();
+      if (--this.unflushed === 0) this.flushed();
+    });
+  }
+
+  private flushed(): void {
+    const waiters = this.flushWaiters;
+    this.flushWaiters = [];
+    for (const resolve of waiters) resolve();
   }
 
   /** Bytes queued in this process and not yet handed to the kernel. */
@@ -102,18 +115,16 @@ export class Channel {
     return this.socket.writableLength;
   }
 
-  /** Resolves once the socket's queue has drained (or the channel closed). */
+  /**
+   * Resolves once every frame sent so far has been written (or the channel
+   * closed). Counted from the writes' own callbacks rather than waited for
+   * with 'drain', which comes only after a write went over the high-water
+   * mark: a small last frame on a TLS socket (which writes asynchronously)
+   * would otherwise wait for an event that never comes.
+   */
   drained(): Promise<void> {
-    if (this.closed || this.socket.writableLength === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        this.socket.off("drain", done);
-        this.socket.off("close", done);
-        resolve();
-      };
-      this.socket.on("drain", done);
-      this.socket.on("close", done);
-    });
+    if (this.closed || this.unflushed === 0) return Promise.resolve();
+    return new Promise((resolve) => this.flushWaiters.push(resolve));
   }
 
   /** Resolves once everything queued has been handed to the kernel, then ends the stream. */
@@ -133,6 +144,7 @@ export class Channel {
     this.closed = true;
     this.socket.end(encodeJson(MSG_REFUSE, { reason: reason.message }));
     setTimeout(() => this.socket.destroy(), 2000).unref();
+    this.flushed();
     this.onClose(reason);
   }
 
@@ -141,6 +153,7 @@ export class Channel {
     if (this.closed) return;
     this.closed = true;
     this.socket.destroy();
+    this.flushed();
     this.onClose(reason);
   }
 }

@@ -11,7 +11,12 @@ import {
 } from "./config.js";
 import type { Channels, Hello } from "./connect.js";
 import { FaultRing } from "./fault-ring.js";
-import { decodeVcpuStates, MigratableVm, type MigratableVmSpec } from "./machine/migratable-vm.js";
+import {
+  decodeVcpuStates,
+  type DeviceStates,
+  MigratableVm,
+  type MigratableVmSpec,
+} from "./machine/migratable-vm.js";
 import { PageBitmap } from "./page-bitmap.js";
 import type { PostcopyMemory } from "./postcopy/postcopy-memory.js";
 import { checkTransport, tlsServerOptions, type Transport } from "./transport.js";
@@ -445,8 +450,11 @@ export class MigrationDestination {
 
   private switchover(payload: Buffer): void {
     if (this.switchedOver) throw new MigrationProtocolError("a second SWITCHOVER");
-    const [headerBytes, neededBytes, stateBytes] = decodeSections(payload, "SWITCHOVER");
-    if (!stateBytes) throw new MigrationProtocolError("SWITCHOVER without vCPU state");
+    const [headerBytes, neededBytes, stateBytes, deviceBytes] = decodeSections(
+      payload,
+      "SWITCHOVER",
+    );
+    if (!deviceBytes) throw new MigrationProtocolError("SWITCHOVER without device state");
     const header = JSON.parse(headerBytes.toString()) as SwitchoverHeader;
     const needed = PageBitmap.fromBytes(this.pages, neededBytes);
     const saved = decodeVcpuStates(stateBytes, this.options.spec.vcpus);
@@ -458,6 +466,16 @@ export class MigrationDestination {
       throw new MigrationProtocolError(
         `${missing.count()} pages neither pre-copied nor left to post-copy`,
       );
+    }
+    try {
+      const devices = decodeJson<DeviceStates | null>(deviceBytes, "device state");
+      if (typeof devices !== "object" || devices === null) {
+        throw new MigrationProtocolError("malformed device state");
+      }
+      this.vm.restoreDevices(devices);
+    } catch (error) {
+      if (error instanceof MigrationProtocolError) throw error;
+      throw new MigrationProtocolError(`device state refused: ${(error as Error).message}`);
     }
     this.switchedOver = true;
     // KVM_SET_CLOCK before any vCPU runs: the guest's time goes on where it stopped.

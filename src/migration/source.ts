@@ -215,11 +215,12 @@ export class MigrationSource {
         // final read of the log, inside the downtime, then covers only an instant.
         this.dirtyLog.sync(this.needed);
       }
-      // Switchover: stop the vCPUs, the final dirty bitmap, device state.
+      // Switchover: stop the vCPUs and devices, the final dirty bitmap, their state.
       this.status = "device";
       precopyMaxStall = this.vm.maxStallMs();
       const saved = await this.vm.pause();
       paused = true;
+      const devices = await this.vm.saveDevices();
       this.vcpusRunningAtSwitchover = saved.filter((v) => !v.done).length;
       stoppedAtWallMs = wallNowMs();
       const guestClock = this.vm.vm.getClock();
@@ -238,6 +239,7 @@ export class MigrationSource {
         Buffer.from(JSON.stringify(header)),
         this.switchoverNeeded,
         encodeVcpuStates(saved),
+        Buffer.from(JSON.stringify(devices)),
       ]);
       this.send("main", this.switchoverFrame);
       // Out of the downtime: the source's vCPUs stay stopped from here on.

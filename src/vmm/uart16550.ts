@@ -39,6 +39,46 @@ export function createUartState(): SharedArrayBuffer {
   return new SharedArrayBuffer(8 * 4);
 }
 
+/** The registers a migration carries (the receiver is always empty, the transmitter idle). */
+export interface UartSavedState {
+  ier: number;
+  lcr: number;
+  mcr: number;
+  scr: number;
+  dll: number;
+  dlm: number;
+  fcr: number;
+}
+
+const SAVED_WORDS: [keyof UartSavedState, number][] = [
+  ["ier", S_IER],
+  ["lcr", S_LCR],
+  ["mcr", S_MCR],
+  ["scr", S_SCR],
+  ["dll", S_DLL],
+  ["dlm", S_DLM],
+  ["fcr", S_FCR],
+];
+
+export function saveUartState(state: SharedArrayBuffer): UartSavedState {
+  const words = new Int32Array(state);
+  const saved = {} as UartSavedState;
+  for (const [key, index] of SAVED_WORDS) saved[key] = Atomics.load(words, index);
+  return saved;
+}
+
+/** Load saved registers; a RangeError names the first value that is not a byte. */
+export function restoreUartState(state: SharedArrayBuffer, saved: UartSavedState): void {
+  for (const [key] of SAVED_WORDS) {
+    const value: unknown = saved?.[key];
+    if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > 0xff) {
+      throw new RangeError(`malformed UART state: ${key} is ${String(value)}`);
+    }
+  }
+  const words = new Int32Array(state);
+  for (const [key, index] of SAVED_WORDS) Atomics.store(words, index, saved[key]);
+}
+
 export class Uart16550 {
   private readonly state: Int32Array;
 

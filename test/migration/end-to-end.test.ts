@@ -80,6 +80,18 @@ describe("migration end to end, two processes over loopback TCP", () => {
     },
   );
 
+  test(
+    "post-copy while vCPU 0 reads its disk: the virtio-blk worker's accesses to missing pages " +
+      "come as asynchronous userfaults and are served; the device's state moved with the guest",
+    { timeout: 90_000 },
+    async () => {
+      // A disk read every other iteration: the block worker meets post-copy many times.
+      const stats = await verifiedPostcopy({ "io-every": "2" }, []);
+      // Without USERFAULT_ASYNC_ALL a vCPU's fault is an exit: every asynchronous fault is the device's.
+      assert.ok(stats.asyncFaults > 0, JSON.stringify(stats));
+    },
+  );
+
   for (const [backing, hugepages] of [
     ["guest_memfd", "2M"],
     ["anonymous", "4K"],

@@ -18,6 +18,7 @@ import {
 import { expectedChecksums } from "../../src/migration/machine/dirtier.js";
 import {
   decodeVcpuStates,
+  type DeviceStates,
   encodeVcpuStates,
   MigratableVm,
   type MigratableVmSpec,
@@ -28,19 +29,32 @@ const SPEC: MigratableVmSpec = {
   vcpus: 2,
   iterations: 300,
   storesPerIteration: 16,
+  ioEvery: 8,
   backing: "guest_memfd",
   pageSize: 4096,
 };
 
 describe("the migration workload VM", () => {
-  test("the dirtier's checksums match the native model", { timeout: 30_000 }, async () => {
-    const { vm, start } = MigratableVm.boot(SPEC);
-    try {
-      await vm.start(start);
-      assert.deepEqual(await vm.finished(), expectedChecksums(SPEC));
-    } finally {
-      await vm.close();
-    }
+  for (const ioEvery of [8, 0]) {
+    test(
+      `the dirtier's checksums match the native model (disk reads every ${ioEvery} iterations)`,
+      { timeout: 30_000 },
+      async () => {
+        const spec = { ...SPEC, ioEvery };
+        const { vm, start } = MigratableVm.boot(spec);
+        try {
+          await vm.start(start);
+          assert.deepEqual(await vm.finished(), expectedChecksums(spec));
+        } finally {
+          await vm.close();
+        }
+      },
+    );
+  }
+
+  test("the native model counts every disk read: another period, another checksum", () => {
+    assert.notEqual(expectedChecksums(SPEC)[0], expectedChecksums({ ...SPEC, ioEvery: 9 })[0]);
+    assert.equal(expectedChecksums(SPEC)[1], expectedChecksums({ ...SPEC, ioEvery: 9 })[1]);
   });
 
   test(
@@ -55,10 +69,15 @@ describe("the migration workload VM", () => {
         while (a.progress() < 50) await new Promise((r) => setTimeout(r, 1));
         const saved = decodeVcpuStates(encodeVcpuStates(await a.pause()), spec.vcpus);
         assert.ok(saved.every((v) => !v.done));
+        const devices = JSON.parse(JSON.stringify(await a.saveDevices())) as DeviceStates;
+        assert.equal(devices.blk.status, 15, "the driver had set the disk up");
+        assert.ok(devices.blk.lastAvail > 0, "and read from it");
+        assert.equal(devices.uart.scr, 0xa5);
         const page = Buffer.alloc(PAGE_SIZE);
         for (let i = 0; i < a.pages.pages; i++) {
           if (a.pages.copyOut(i, page)) b.pages.install(i, page);
         }
+        b.restoreDevices(devices);
         await b.start(saved);
         assert.deepEqual(await b.finished(), expectedChecksums(spec));
       } finally {

@@ -17,6 +17,7 @@ import {
 } from "../../src/migration/wire/format.js";
 import { type StreamFault, TcpProxy } from "../support/tcp-proxy.js";
 import { CLI, vmArgs } from "./support.js";
+import { DIRTIER_GUEST } from "../../src/migration/machine/migratable-vm.js";
 
 /**
  * The destination refuses what it cannot trust or load, with a clear
@@ -116,7 +117,7 @@ describe("a migration the destination refuses", () => {
       assert.equal(await destination.exited, 1);
       assert.match(
         String(destination.event("error")?.message),
-        /refused: .*peer speaks migration protocol version 7, this faultline speaks version 1/,
+        /refused: .*peer speaks migration protocol version 7, this faultline speaks version 2/,
       );
     } finally {
       destination.kill();
@@ -174,7 +175,7 @@ describe("a migration the destination refuses", () => {
             vcpus: 4,
             backing: "guest_memfd",
             faultMechanism: "userfault",
-            guest: "dirtier-1",
+            guest: DIRTIER_GUEST,
           };
           sockets[0].write(encodeJson(MSG_SETUP, { config, mode: "postcopy", pages: 4096 }));
           const acked = new Promise<void>((resolve) => {

@@ -175,7 +175,7 @@ describe("migration wire protocol", () => {
   test("a wrong version is named as such", () => {
     const frame = Buffer.from(encodeFrame(MSG_SETUP));
     frame.writeUInt16LE(7, HDR_VERSION);
-    refuses(frame, /peer speaks migration protocol version 7, this faultline speaks version 1/);
+    refuses(frame, /peer speaks migration protocol version 7, this faultline speaks version 2/);
   });
 
   test("an oversized frame is refused from its header, before its payload arrives", () => {

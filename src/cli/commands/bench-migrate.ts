@@ -3,20 +3,16 @@ import cliProgress from "cli-progress";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { FAULT_MECHANISMS, MIGRATION_MODES } from "../../migration/config.js";
 import { type MigrationEvent, migrateLocally } from "../../migration/local-pair.js";
+import { DEFAULT_IO_EVERY } from "../../migration/machine/dirtier.js";
 import { MigratableVm } from "../../migration/machine/migratable-vm.js";
 import { measureRawTcp } from "../../migration/raw-tcp.js";
 import type { DestinationStats, SourceStats } from "../../migration/stats.js";
 import { parsePageSize, parseSize } from "../sizes.js";
+import { nonNegativeInteger, positiveInteger } from "../numbers.js";
 
 export const FAULTLINE_CLI = fileURLToPath(
   new URL("../../../../bin/faultline.js", import.meta.url),
 );
-
-function positiveInteger(text: string): number {
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError("a positive integer");
-  return n;
-}
 
 interface BenchMigrateOptions {
   mem: number;
@@ -28,6 +24,7 @@ interface BenchMigrateOptions {
   hugepages: number;
   iterations?: number;
   stores: number;
+  ioEvery: number;
   warmup: number;
   seconds: number;
   maxRounds: number;
@@ -70,7 +67,10 @@ export async function runMigrationBenchmark(
   const rawTcpBytesPerSecond = await measureRawTcp();
   const iterations =
     o.iterations ??
-    Math.ceil((await calibrateDirtier(o.vcpus, o.stores)) * ((o.warmup + 1000 * o.seconds) / 1000));
+    Math.ceil(
+      (await calibrateDirtier(o.vcpus, o.stores, o.ioEvery)) *
+        ((o.warmup + 1000 * o.seconds) / 1000),
+    );
   const vmArgs = [
     "--mem",
     String(o.mem),
@@ -84,6 +84,8 @@ export async function runMigrationBenchmark(
     String(iterations),
     "--stores",
     String(o.stores),
+    "--io-every",
+    String(o.ioEvery),
     "--fault-mechanism",
     o.faultMechanism,
   ];
@@ -136,12 +138,13 @@ export async function runMigrationBenchmark(
 }
 
 /** The dirtier's iterations per second per vCPU on this machine now (a short run in this process). */
-async function calibrateDirtier(vcpus: number, stores: number): Promise<number> {
+async function calibrateDirtier(vcpus: number, stores: number, ioEvery: number): Promise<number> {
   const { vm, start } = MigratableVm.boot({
     memBytes: 16 * 2 ** 20,
     vcpus,
     iterations: 2 ** 30,
     storesPerIteration: stores,
+    ioEvery,
     backing: "guest_memfd",
     pageSize: 4096,
   });
@@ -203,6 +206,12 @@ export function registerBenchMigrateCommand(bench: Command): void {
       "stores per iteration (the guest reports progress after each)",
       positiveInteger,
       32,
+    )
+    .option(
+      "--io-every <n>",
+      "vCPU 0 reads a disk page through virtio-blk every n iterations (0: never)",
+      nonNegativeInteger,
+      DEFAULT_IO_EVERY,
     )
     .option("--warmup <ms>", "guest run time before the migration starts", positiveInteger, 2000)
     .option(

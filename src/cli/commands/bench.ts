@@ -1,15 +1,9 @@
-import { type Command, InvalidArgumentError } from "commander";
+import type { Command } from "commander";
 import { runCpuBenchmark } from "../../bench/cpu.js";
 import { runInt64RepresentationBenchmark } from "../../bench/int64-representation.js";
 import { registerBenchMigrateCommand } from "./bench-migrate.js";
 import { registerDemandPagingCommand } from "./bench-demand-paging.js";
-
-function positiveInteger(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0)
-    throw new InvalidArgumentError("expected a positive integer");
-  return n;
-}
+import { positiveInteger } from "../numbers.js";
 
 export function registerBenchCommands(program: Command): void {
   const bench = program.command("bench").description("measure faultline");

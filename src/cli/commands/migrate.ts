@@ -9,7 +9,7 @@ import {
   type MigrationMode,
 } from "../../migration/config.js";
 import { MigrationDestination } from "../../migration/destination.js";
-import { expectedChecksums } from "../../migration/machine/dirtier.js";
+import { DEFAULT_IO_EVERY, expectedChecksums } from "../../migration/machine/dirtier.js";
 import { MigratableVm, type MigratableVmSpec } from "../../migration/machine/migratable-vm.js";
 import { requestResume, serveResumeControl } from "../../migration/resume-control.js";
 import { readPskFile, type Transport } from "../../migration/transport.js";
@@ -17,18 +17,7 @@ import { MigrationError, MigrationSource } from "../../migration/source.js";
 import type { MigrationProgress } from "../../migration/stats.js";
 import type { RamBacking } from "../../vmm/guest-ram.js";
 import { parsePageSize, parseSize } from "../sizes.js";
-
-function positiveInteger(text: string): number {
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError("a positive integer");
-  return n;
-}
-
-function nonNegativeInteger(text: string): number {
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError("a non-negative integer");
-  return n;
-}
+import { nonNegativeInteger, positiveInteger } from "../numbers.js";
 
 function hostPort(text: string): { host: string; port: number } {
   const match = /^(.*):(\d+)$/.exec(text);
@@ -47,6 +36,7 @@ interface VmOptions {
   hugepages: 4096 | 2097152 | 1073741824;
   iterations: number;
   stores: number;
+  ioEvery: number;
   faultMechanism: FaultMechanism;
   events?: boolean;
   pskFile?: string;
@@ -64,6 +54,12 @@ function addVmOptions(command: Command): Command {
     .option("--hugepages <size>", "backing page size: 4K, 2M or 1G", parsePageSize, 4096)
     .option("--iterations <n>", "workload iterations per vCPU", positiveInteger, 4000)
     .option("--stores <n>", "stores per iteration", positiveInteger, 256)
+    .option(
+      "--io-every <n>",
+      "vCPU 0 reads a disk page through virtio-blk every n iterations (0: never)",
+      nonNegativeInteger,
+      DEFAULT_IO_EVERY,
+    )
     .addOption(
       new Option("--fault-mechanism <kind>", "how post-copy catches missing pages")
         .choices([...FAULT_MECHANISMS])
@@ -88,6 +84,7 @@ function specOf(o: VmOptions): MigratableVmSpec {
     pageSize: o.hugepages,
     iterations: o.iterations,
     storesPerIteration: o.stores,
+    ioEvery: o.ioEvery,
   };
 }
 

@@ -8,6 +8,7 @@
  *   await worker.online;
  *   ...
  *   await worker.stop();
+ *   const saved = saveVirtioBlkState(blk);   // to migrate it: restoreVirtioBlkState
  *   blk.destroy();
  */
 export {
@@ -20,4 +21,9 @@ export {
 } from "./blk.js";
 export { BlockDeviceWorker, startBlockDeviceWorker } from "./blk-worker.js";
 export { BlockQueue } from "./blk-queue.js";
+export {
+  restoreVirtioBlkState,
+  saveVirtioBlkState,
+  type VirtioBlkSavedState,
+} from "./blk-saved-state.js";
 export * from "./virtio.js";

@@ -5,14 +5,32 @@ import type { BackingPageSize } from "../../host/page-cache.js";
 import { Kvm } from "../../kvm/kvm.js";
 import { MEM_GUEST_MEMFD } from "../../kvm/uapi.js";
 import type { UserMemoryRegion2, Vm } from "../../kvm/vm.js";
+import {
+  type BlockDeviceWorker,
+  createVirtioBlk,
+  restoreVirtioBlkState,
+  saveVirtioBlkState,
+  startBlockDeviceWorker,
+  type VirtioBlkDevice,
+  type VirtioBlkSavedState,
+} from "../../kvm/virtio/index.js";
 import { physicalEntry } from "../../riscv/elf/index.js";
 import { GuestRam, RAM_BASE, RAM_SLOT } from "../../vmm/guest-ram.js";
+import {
+  createUartState,
+  restoreUartState,
+  saveUartState,
+  type UartSavedState,
+} from "../../vmm/uart16550.js";
 import type { MigrationBacking, MigrationConfig } from "../config.js";
 import type { FaultRing } from "../fault-ring.js";
 import { RamPages } from "../ram-pages.js";
 import {
+  DIRTIER_BLK_BASE,
   DIRTIER_DATA_OFFSET,
+  DIRTIER_DISK_PAGES,
   type DirtierParams,
+  dirtierDisk,
   dirtierImage,
   dirtierParamsBytes,
   fillInitialPattern,
@@ -35,7 +53,13 @@ export interface MigratableVmSpec extends DirtierParams {
 /** A vCPU as migration carries it: stopped at a ucall, or finished with its checksum. */
 export type SavedVcpu = { done: false; state: VcpuState } | { done: true; checksum: number };
 
-export const DIRTIER_GUEST = "dirtier-1";
+/** The device state a switchover carries besides the vCPUs'. */
+export interface DeviceStates {
+  uart: UartSavedState;
+  blk: VirtioBlkSavedState;
+}
+
+export const DIRTIER_GUEST = "dirtier-2";
 
 /**
  * The VM a migration moves, in one process: host kernel, KVM, a VM with its
@@ -46,9 +70,12 @@ export const DIRTIER_GUEST = "dirtier-1";
  * This is migration's own small VMM rather than the VMM's Machine because
  * Machine cannot yet pause its vCPUs at an exit boundary, save their state
  * and start from saved state, nor run a vCPU thread that waits in a fault
- * ring; it uses only the KVM UAPI and GuestRam, as Machine does. Its devices
- * are the vCPUs' own (registers, CSRs, timer, SBI HSM and steal-time
- * registration): the dirtier guest has no UART or virtio-blk to carry.
+ * ring; it uses only the KVM UAPI and GuestRam, as Machine does. Its
+ * devices: the vCPUs' own (registers, CSRs, timer, SBI HSM and steal-time
+ * registration), the UART (emulated on the vCPU threads' MMIO exits), and a
+ * read-only virtio-blk disk served in the hypervisor by a block worker
+ * thread. Both ends build the same disk (it stands for shared storage); its
+ * device state moves at switchover with the vCPUs'.
  */
 export class MigratableVm {
   readonly host: Host;
@@ -57,6 +84,9 @@ export class MigratableVm {
   readonly ram: GuestRam;
   readonly pages: RamPages;
   readonly control = VmControl.create();
+  private readonly uart = createUartState();
+  private readonly blk: VirtioBlkDevice;
+  private blkWorker: BlockDeviceWorker | null = null;
   private workers: Worker[] = [];
   private ready: Promise<void> | null = null;
   private vcpus: (SavedVcpu | null)[];
@@ -79,6 +109,10 @@ export class MigratableVm {
       pageSize: spec.pageSize,
     });
     this.pages = new RamPages(this.host, this.ram.share);
+    const disk = this.host.memfdCreate("dirtier-disk", DIRTIER_DISK_PAGES * PAGE_SIZE);
+    this.host.memfds.pwrite(disk, dirtierDisk(), 0);
+    this.blk = createVirtioBlk(this.vm, { gpa: DIRTIER_BLK_BASE, memfd: disk, readOnly: true });
+    this.host.close(disk);
     for (let id = 0; id < spec.vcpus; id++) this.vm.createVcpuRecord(id);
     this.vcpus = new Array<SavedVcpu | null>(spec.vcpus).fill(null);
   }
@@ -140,13 +174,15 @@ export class MigratableVm {
   }
 
   /**
-   * Create the vCPU threads and let them attach; they wait for their state.
-   * Resolves once every thread is ready (a destination does this at setup).
+   * Create the vCPU threads and the block device's worker and let them
+   * attach; the vCPUs wait for their state. Resolves once every thread is
+   * ready (a destination does this at setup).
    */
   prepare(): Promise<void> {
     if (this.ready) return this.ready;
     let pending = this.spec.vcpus;
-    this.ready = new Promise<void>((resolve, reject) => {
+    this.blkWorker = startBlockDeviceWorker(this.kvm, this.vm, this.blk);
+    const vcpusReady = new Promise<void>((resolve, reject) => {
       for (let id = 0; id < this.spec.vcpus; id++) {
         const data: VcpuWorkerData = {
           migrationVcpu: true,
@@ -155,6 +191,7 @@ export class MigratableVm {
           vm: this.vm.offset,
           id,
           control: this.control.buffer,
+          uart: this.uart,
         };
         const worker = new Worker(new URL("./vcpu-worker.js", import.meta.url), {
           workerData: data,
@@ -173,13 +210,14 @@ export class MigratableVm {
         this.workers[id] = worker;
       }
     });
+    this.ready = Promise.all([vcpusReady, this.blkWorker.online]).then(() => undefined);
     return this.ready;
   }
 
   /** Start the vCPUs from saved state; finished vCPUs stay finished. */
-  async start(saved: SavedVcpu[], ring: FaultRing | null = null): Promise<void> {
+  async start(saved: SavedVcpu[]): Promise<void> {
     await this.prepare();
-    this.startNow(saved, ring);
+    this.startNow(saved);
   }
 
   /**
@@ -188,6 +226,15 @@ export class MigratableVm {
    */
   vcpuOfThread(tid: number): number {
     return this.workers.findIndex((w) => process.pid + w.threadId === tid);
+  }
+
+  /**
+   * Load the devices' state a migration brought, before the vCPUs start
+   * (ErrnoError or RangeError for state these devices cannot take).
+   */
+  restoreDevices(devices: DeviceStates): void {
+    restoreUartState(this.uart, devices.uart);
+    restoreVirtioBlkState(this.blk, devices.blk);
   }
 
   /** Start prepared vCPU threads at once (within the downtime: no await). */
@@ -251,8 +298,21 @@ export class MigratableVm {
     return this.vcpus as SavedVcpu[];
   }
 
+  /**
+   * The devices' state, with the vCPUs paused: the block worker is stopped
+   * first (it finishes a request in flight), so nothing moves after it.
+   */
+  async saveDevices(): Promise<DeviceStates> {
+    if (this.blkWorker) {
+      await this.blkWorker.stop();
+      this.blkWorker = null;
+    }
+    return { uart: saveUartState(this.uart), blk: saveVirtioBlkState(this.blk) };
+  }
+
   /** Let paused vCPUs run on (a migration that failed before switchover). */
   resume(): void {
+    this.blkWorker ??= startBlockDeviceWorker(this.kvm, this.vm, this.blk);
     this.vcpus = this.vcpus.map((v) => (v?.done ? v : null));
     this.control.resume();
   }
@@ -289,8 +349,11 @@ export class MigratableVm {
 
   async close(): Promise<void> {
     this.control.leave();
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    // Terminated, not stopped: the block worker may sleep on a userfault no one will release.
+    const threads = [...this.workers, ...(this.blkWorker ? [this.blkWorker.worker] : [])];
+    await Promise.all(threads.map((w) => w.terminate()));
     this.workers = [];
+    this.blkWorker = null;
   }
 }
 

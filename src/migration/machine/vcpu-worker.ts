@@ -7,15 +7,17 @@
  * there and hands its state to the main thread (the vCPU state a migration
  * carries). On the destination, a MEMORY_FAULT exit on a page not yet
  * received waits in the fault ring until the page is in, then runs the vCPU
- * again.
+ * again. MMIO exits go to the VM's UART, whose registers all vCPU threads
+ * share (its output to this process's stderr).
  */
 import { isMainThread, parentPort, workerData } from "node:worker_threads";
 import { ErrnoError } from "../../host/errno.js";
 import { Host, type HostShare } from "../../host/host.js";
 import { PAGE_SIZE } from "../../host/host-memory.js";
 import { Kvm } from "../../kvm/kvm.js";
-import { EXIT_RISCV_SBI, MEMORY_EXIT_FLAG_USERFAULT } from "../../kvm/uapi.js";
+import { EXIT_MMIO, EXIT_RISCV_SBI, MEMORY_EXIT_FLAG_USERFAULT } from "../../kvm/uapi.js";
 import { RAM_BASE } from "../../vmm/guest-ram.js";
+import { UART_BASE, UART_SIZE, Uart16550 } from "../../vmm/uart16550.js";
 import { UCALL_DONE, UCALL_EID, UCALL_SYNC } from "../../vmm/ucall.js";
 import { FaultRing, type FaultRingLayout } from "../fault-ring.js";
 import { restoreVcpuState, saveVcpuState, type VcpuState } from "./vcpu-state.js";
@@ -30,6 +32,7 @@ export interface VcpuWorkerData {
   vm: number;
   id: number;
   control: SharedArrayBuffer;
+  uart: SharedArrayBuffer;
 }
 
 /** Main thread → vCPU thread: run from this state (with this fault ring on a post-copy destination). */
@@ -55,6 +58,7 @@ function run(
   const vm = kvm.attachVm(data.vm);
   const vcpu = kvm.attachVcpu(vm, data.id);
   const control = new VmControl(data.control);
+  const uart = new Uart16550(data.uart, (byte) => process.stderr.write(String.fromCharCode(byte)));
   const ring = start.faultRing ? new FaultRing(start.faultRing) : null;
   const run = vcpu.run;
   const id = data.id;
@@ -77,6 +81,20 @@ function run(
       const at = `0x${run.memoryFault.gpa.toString(16)}`;
       post({ type: "error", id, message: `vCPU ${id}: ${fault.message} at ${at}` });
       return;
+    }
+    if (run.exitReason === EXIT_MMIO) {
+      const mmio = run.mmio;
+      if (mmio.physAddr < UART_BASE || mmio.physAddr >= UART_BASE + UART_SIZE) {
+        post({
+          type: "error",
+          id,
+          message: `vCPU ${id}: MMIO to nothing at 0x${mmio.physAddr.toString(16)}`,
+        });
+        return;
+      }
+      if (mmio.isWrite) uart.write(mmio.physAddr - UART_BASE, Number(mmio.value & 0xffn));
+      else mmio.value = BigInt(uart.read(mmio.physAddr - UART_BASE));
+      continue;
     }
     const sbi = run.riscvSbi;
     if (run.exitReason !== EXIT_RISCV_SBI || sbi.extensionId !== UCALL_EID) {

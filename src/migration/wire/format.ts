@@ -15,7 +15,8 @@
  */
 
 export const MIGRATION_MAGIC = 0x474d_4c46; // "FLMG" read as little-endian bytes
-export const MIGRATION_VERSION = 1;
+/** 2: the switchover carries device state (UART, virtio-blk). */
+export const MIGRATION_VERSION = 2;
 export const FRAME_HEADER_BYTES = 16;
 /** Large enough for a batch of pages with its index, small enough that a corrupt length is caught. */
 export const MAX_FRAME_PAYLOAD = 8 << 20;
