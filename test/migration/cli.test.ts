@@ -34,6 +34,7 @@ describe("the migration commands", () => {
     async () => {
       const { stdout } = await run(process.execPath, [CLI, "demo"], { timeout: 50_000 });
       assert.match(stdout, /migrated while running: downtime [\d.]+ ms/);
+      assert.match(stdout, /asynchronous userfaults \(disk reads into missing pages\): \d+/);
       assert.match(stdout, /verified: the same as the guest computes without migration/);
     },
   );
