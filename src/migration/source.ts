@@ -220,9 +220,10 @@ export class MigrationSource {
       precopyMaxStall = this.vm.maxStallMs();
       const saved = await this.vm.pause();
       paused = true;
-      const devices = await this.vm.saveDevices();
       this.vcpusRunningAtSwitchover = saved.filter((v) => !v.done).length;
+      // The downtime starts with the vCPUs stopped; stopping the devices is part of it.
       stoppedAtWallMs = wallNowMs();
+      const devices = await this.vm.saveDevices();
       const guestClock = this.vm.vm.getClock();
       this.dirtyLog.sync(this.needed, false);
       if (o.mode === "precopy") await this.sendNeeded(this.channel("main"));
