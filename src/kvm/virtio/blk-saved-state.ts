@@ -1,5 +1,5 @@
 import { fail } from "../../host/errno.js";
-import type { VirtioBlkDevice } from "./blk.js";
+import { QUEUE_NUM_MAX, type VirtioBlkDevice } from "./blk.js";
 import {
   S_BUSY,
   S_CONFIG_GENERATION,
@@ -21,6 +21,7 @@ import {
   S_USED_IDX,
   S_WORKER,
 } from "./blk-state.js";
+import { STATUS_DRIVER_OK, STATUS_FEATURES_OK } from "./virtio.js";
 
 /**
  * A virtio block device's state as a migration carries it: what the driver
@@ -168,4 +169,20 @@ function checkSavedState(saved: VirtioBlkSavedState): void {
   if (!Number.isSafeInteger(saved.capacitySectors)) bad("capacitySectors");
   if (saved.lastAvail >>> 16 !== 0 || saved.usedIdx >>> 16 !== 0) bad("queue index beyond 16 bits");
   if (saved.status >>> 8 !== 0) bad("status beyond 8 bits");
+  if (saved.status & STATUS_DRIVER_OK && (saved.status & STATUS_FEATURES_OK) === 0) {
+    bad("DRIVER_OK without FEATURES_OK");
+  }
+  // What QueueReady itself would refuse (virtio 1.2, 2.7): a ready queue is a usable one.
+  const num = saved.queueNum;
+  if (
+    saved.queueReady !== 0 &&
+    (num <= 0 ||
+      num > QUEUE_NUM_MAX ||
+      (num & (num - 1)) !== 0 ||
+      saved.queueDesc % 16 !== 0 ||
+      saved.queueDriver % 2 !== 0 ||
+      saved.queueDevice % 4 !== 0)
+  ) {
+    bad("a ready queue of an invalid size or alignment");
+  }
 }
