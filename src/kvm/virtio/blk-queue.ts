@@ -141,6 +141,7 @@ export class BlockQueue {
       s.lock();
       try {
         s.setWord(S_BUSY, 0);
+        Atomics.notify(s.words, s.base + S_BUSY); // a pause waits for this
         if (s.word(S_RESET_PENDING) !== 0) s.resetLocked();
         else if (broken !== null) s.needsResetLocked();
       } finally {

@@ -9,6 +9,7 @@ import {
   S_DRIVER_FEATURES_SEL,
   S_INTERRUPT_STATUS,
   S_LAST_AVAIL,
+  S_PAUSED,
   S_QUEUE_DESC,
   S_QUEUE_DEVICE,
   S_QUEUE_DRIVER,
@@ -52,15 +53,18 @@ export interface VirtioBlkSavedState {
 }
 
 /**
- * Read a device's state. The device must be quiescent: EBUSY while a worker
- * serves it (stop the worker first, as a VMM stops vhost before reading its
- * vring base), so no request can move after the state was taken.
+ * Read a device's state. The device must be quiescent, so that no request
+ * moves after the state was taken: EBUSY while a worker serves it, unless
+ * the worker is paused between requests (BlockDeviceWorker.pause; or
+ * stopped, as a VMM stops vhost before reading its vring base).
  */
 export function saveVirtioBlkState(device: VirtioBlkDevice): VirtioBlkSavedState {
   const s = device.state;
   s.lock();
   try {
-    if (s.word(S_WORKER) !== 0) fail("EBUSY", "a worker serves this device: stop it first");
+    if ((s.word(S_WORKER) !== 0 && s.word(S_PAUSED) === 0) || s.word(S_BUSY) !== 0) {
+      fail("EBUSY", "a worker serves this device: pause or stop it first");
+    }
     return {
       status: s.word(S_STATUS),
       deviceFeatures: [s.word(S_DEVICE_FEATURES), s.word(S_DEVICE_FEATURES + 1)],

@@ -57,6 +57,8 @@ export const S_IO_ERRORS = 31;
 export const S_CAPACITY = 32;
 /** Float64 at words 34-35: guest-physical address of the register window. */
 export const S_GPA = 34;
+/** Set by the VMM (BlockDeviceWorker.pause): the worker takes no new request. */
+export const S_PAUSED = 36;
 /** The device configuration space (struct virtio_blk_config), as bytes. */
 export const S_CONFIG = 40;
 /** The GET_ID string, 20 bytes. */
@@ -108,7 +110,7 @@ export class VirtioBlkState {
     Atomics.notify(this.words, this.base + S_KICK);
   }
 
-  /** True while the worker may take requests: DRIVER_OK, queue ready, no reset under way. */
+  /** True while the worker may take requests: DRIVER_OK, queue ready, no reset under way, not paused. */
   get running(): boolean {
     const status = this.word(S_STATUS);
     return (
@@ -116,7 +118,8 @@ export class VirtioBlkState {
         STATUS_DRIVER_OK &&
       this.word(S_QUEUE_READY) !== 0 &&
       this.word(S_RESET_PENDING) === 0 &&
-      this.word(S_STOP) === 0
+      this.word(S_STOP) === 0 &&
+      this.word(S_PAUSED) === 0
     );
   }
 

@@ -4,7 +4,7 @@ import type { HostShare } from "../../host/host.js";
 import type { Kvm } from "../kvm.js";
 import type { Vm } from "../vm.js";
 import type { VirtioBlkDevice } from "./blk.js";
-import { S_STOP, S_WORKER } from "./blk-state.js";
+import { S_BUSY, S_PAUSED, S_STOP, S_WORKER } from "./blk-state.js";
 
 /** What the worker thread is started with. */
 export interface BlockWorkerData {
@@ -69,6 +69,33 @@ export class BlockDeviceWorker {
   }
 
   /**
+   * Let the worker take no new request, and resolve once it is between
+   * requests (a request it is serving finishes first, including a wait for
+   * an asynchronous userfault). The thread stays: this is how a VMM holds
+   * the device still to save its state, in far less time than a stop.
+   */
+  async pause(): Promise<void> {
+    const s = this.device.state;
+    s.lock();
+    s.setWord(S_PAUSED, 1);
+    s.unlock();
+    for (;;) {
+      const wait = Atomics.waitAsync(s.words, s.base + S_BUSY, 1);
+      if (!wait.async) return;
+      await wait.value;
+    }
+  }
+
+  /** Take requests again after pause (those made available meanwhile too). */
+  resume(): void {
+    const s = this.device.state;
+    s.lock();
+    s.setWord(S_PAUSED, 0);
+    s.unlock();
+    s.kick();
+  }
+
+  /**
    * Ask the worker to stop and wait until it has exited. An idle worker
    * wakes at once; one in the middle of a request finishes that request
    * first, including a wait for an asynchronous userfault, which ends when
@@ -97,6 +124,7 @@ export function startBlockDeviceWorker(
     fail("EBUSY", "a worker already serves this device");
   }
   s.setWord(S_STOP, 0);
+  s.setWord(S_PAUSED, 0);
   try {
     return new BlockDeviceWorker(kvm, vm, device);
   } catch (error) {

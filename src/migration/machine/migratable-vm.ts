@@ -299,20 +299,17 @@ export class MigratableVm {
   }
 
   /**
-   * The devices' state, with the vCPUs paused: the block worker is stopped
+   * The devices' state, with the vCPUs paused: the block worker is paused
    * first (it finishes a request in flight), so nothing moves after it.
    */
   async saveDevices(): Promise<DeviceStates> {
-    if (this.blkWorker) {
-      await this.blkWorker.stop();
-      this.blkWorker = null;
-    }
+    await this.blkWorker?.pause();
     return { uart: saveUartState(this.uart), blk: saveVirtioBlkState(this.blk) };
   }
 
-  /** Let paused vCPUs run on (a migration that failed before switchover). */
+  /** Let paused vCPUs and devices run on (a migration that failed before switchover). */
   resume(): void {
-    this.blkWorker ??= startBlockDeviceWorker(this.kvm, this.vm, this.blk);
+    this.blkWorker?.resume();
     this.vcpus = this.vcpus.map((v) => (v?.done ? v : null));
     this.control.resume();
   }

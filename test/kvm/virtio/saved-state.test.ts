@@ -56,14 +56,30 @@ describe("virtio-blk device state (saveVirtioBlkState, restoreVirtioBlkState)", 
     return t;
   };
 
-  test("saving needs a quiescent device: EBUSY while a worker serves it", async () => {
-    const t = await start();
-    assertErrno(() => saveVirtioBlkState(t.device), "EBUSY");
-    await t.worker.stop();
-    const saved = saveVirtioBlkState(t.device);
-    assert.equal(saved.status, 0, "nothing set it up");
-    assert.equal(saved.capacitySectors, t.device.capacitySectors);
-  });
+  test(
+    "saving needs a quiescent device: EBUSY while its worker serves it, not once the worker " +
+      "is paused; resumed, it serves what was made available meanwhile",
+    async () => {
+      const t = await start();
+      const d = new TsDriver(t);
+      d.init();
+      d.setAvailFlags(1);
+      assertErrno(() => saveVirtioBlkState(t.device), "EBUSY");
+      await t.worker.pause();
+      prepareRead(d, 8);
+      d.publish(0);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const saved = saveVirtioBlkState(t.device);
+      assert.equal(saved.status, 15);
+      assert.equal(saved.lastAvail, 0, "a paused worker took nothing");
+      assert.equal(t.device.stats.requests, 0);
+      t.worker.resume();
+      assert.deepEqual(await d.nextUsedElement(), { id: 0, len: PAGE_SIZE + 1 });
+      assertErrno(() => saveVirtioBlkState(t.device), "EBUSY");
+      await t.worker.stop();
+      assert.equal(saveVirtioBlkState(t.device).lastAvail, 1, "stopped, it can be read too");
+    },
+  );
 
   test(
     "the state moves to another VM's device: the driver's setup, the ring positions, and a " +
