@@ -6,8 +6,9 @@ import type { GuestRamShare } from "../vmm/guest-ram.js";
 
 /**
  * Guest RAM page by page, as migration moves it: read a page into an
- * outgoing batch and install a received one, with one copy each way and no
- * allocation per page. A guest_memfd or shmem RAM is reached through its
+ * outgoing batch and install a received one, with one copy each way (and
+ * one small view per copy: Node 20's Buffer.copy makes a Uint8Array for a
+ * sub-range, and so would subarray; no buffer is allocated). A guest_memfd or shmem RAM is reached through its
  * file's page cache (as QEMU reads RAMBlocks through its mapping); anonymous
  * RAM through the VMM's mapping. Page i is the i-th 4 KiB page of RAM.
  */
@@ -22,7 +23,7 @@ export class RamPages {
   ) {
     this.pages = share.config.bytes / PAGE_SIZE;
     this.cache = share.fd >= 0 ? host.pageCacheOf(share.fd) : null;
-    // Buffers over the frame chunks: Buffer.copy between them allocates nothing.
+    // Buffers over the frame chunks, made once.
     this.chunks = host.memory.chunks.map((c) => Buffer.from(c));
   }
 
