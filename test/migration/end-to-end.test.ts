@@ -85,8 +85,13 @@ describe("migration end to end, two processes over loopback TCP", () => {
       "come as asynchronous userfaults and are served; the device's state moved with the guest",
     { timeout: 90_000 },
     async () => {
-      // A disk read every other iteration: the block worker meets post-copy many times.
-      const stats = await verifiedPostcopy({ "io-every": "2" }, []);
+      // A disk read every iteration of 16 stores, and RAM enough for the
+      // post-copy to outlast its cold start: vCPU 0 reads all through it,
+      // and the block worker meets missing pages (10-18 times in trials).
+      const stats = await verifiedPostcopy(
+        { mem: "128M", "io-every": "1", stores: "16", iterations: "40000" },
+        [],
+      );
       // Without USERFAULT_ASYNC_ALL a vCPU's fault is an exit: every asynchronous fault is the device's.
       assert.ok(stats.asyncFaults > 0, JSON.stringify(stats));
     },

@@ -66,7 +66,10 @@ describe("the migration workload VM", () => {
       const b = MigratableVm.incoming(spec);
       try {
         await a.start(start);
-        while (a.progress() < 50) await new Promise((r) => setTimeout(r, 1));
+        // Until vCPU 0 has read its disk a few times.
+        while (a.control.iterations(0) < 3 * spec.ioEvery) {
+          await new Promise((r) => setTimeout(r, 1));
+        }
         const saved = decodeVcpuStates(encodeVcpuStates(await a.pause()), spec.vcpus);
         assert.ok(saved.every((v) => !v.done));
         const devices = JSON.parse(JSON.stringify(await a.saveDevices())) as DeviceStates;

@@ -205,11 +205,14 @@ blk_init:
         sw      t1, 0x070(s11)          # DRIVER_OK
         ret
 
-# One disk page into a random page of this region: the page from the
-# xorshift state, the disk page from its bits 12 and up.
+# One disk page into a random page of this region, both chosen from the
+# xorshift state: the page from its bits 9 and up (its low bits chose the
+# page of the last store, which is surely here), the disk page from bits 12
+# and up.
 disk_read:
         mv      s8, ra
-        remuw   t1, s5, s3
+        srliw   t1, s5, 9
+        remuw   t1, t1, s3
         slli    t1, t1, 12
         add     t1, t1, s4
         la      t0, params
@@ -337,7 +340,7 @@ export function expectedChecksums(p: DirtierParams): number[] {
     for (let it = 0; it < p.iterations; it++) {
       if (ioEvery > 0 && --untilRead === 0) {
         untilRead = ioEvery;
-        const page = (x >>> 0) % pages;
+        const page = (x >>> 9) % pages;
         const diskPage = (x >>> 12) % DIRTIER_DISK_PAGES;
         for (let w = 0; w < 1024; w++) {
           values[page * 1024 + w] = diskWord(diskPage, w);
