@@ -269,12 +269,14 @@ export class MigrationDestination {
     }
     const why = reason?.message ?? `${channel.name} closed`;
     if (reason !== null && !(reason instanceof ConnectionLost)) {
-      // A bad stream, or this side failed handling a message: never a pause, never a hang.
-      this.fail(
-        reason instanceof MigrationProtocolError
-          ? new MigrationError(`incoming migration refused: ${why}`, true)
-          : new MigrationError(`incoming migration failed here: ${why}`),
-      );
+      // A bad stream, or this side failed handling a message: never a pause,
+      // never a hang. A refusal goes out on every channel, so that the
+      // source, whichever socket it reads first, learns why.
+      if (reason instanceof MigrationProtocolError) {
+        this.fail(new MigrationError(`incoming migration refused: ${why}`, true), why);
+      } else {
+        this.fail(new MigrationError(`incoming migration failed here: ${why}`));
+      }
       return;
     }
     if (this.switchedOver) {

@@ -7,13 +7,15 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { migrateLocally, MigrationProcess } from "../../src/migration/local-pair.js";
 import { FrameDecoder } from "../../src/migration/wire/frame-decoder.js";
-import { encodeJson } from "../../src/migration/wire/messages.js";
+import { encodeJson, encodeSections } from "../../src/migration/wire/messages.js";
+import { PageBitmap } from "../../src/migration/page-bitmap.js";
 import {
   HDR_VERSION,
   MSG_HELLO,
   MSG_REFUSE,
   MSG_SETUP,
   MSG_SETUP_ACK,
+  MSG_SWITCHOVER,
 } from "../../src/migration/wire/format.js";
 import { type StreamFault, TcpProxy } from "../support/tcp-proxy.js";
 import { CLI, vmArgs } from "./support.js";
@@ -76,6 +78,34 @@ async function framesUntilClose(socket: Socket): Promise<number[]> {
   socket.on("data", (chunk: Buffer) => decoder.push(chunk, (type) => types.push(type)));
   await new Promise((resolve) => socket.on("close", resolve));
   return types;
+}
+
+/**
+ * Speak to a destination by hand as the source of vmArgs()'s VM: the three
+ * channels, then SETUP for post-copy; resolves once it is acknowledged.
+ */
+async function setUpByHand(port: number): Promise<Socket[]> {
+  const sockets = (["main", "return", "preempt"] as const).map((channel) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.write(encodeJson(MSG_HELLO, { channel, migration: "m", resume: false }));
+    return socket;
+  });
+  const config = {
+    memBytes: 16 * 2 ** 20,
+    pageSize: 4096,
+    vcpus: 4,
+    backing: "guest_memfd",
+    faultMechanism: "userfault",
+    guest: DIRTIER_GUEST,
+  };
+  sockets[0].write(encodeJson(MSG_SETUP, { config, mode: "postcopy", pages: 4096 }));
+  await new Promise<void>((resolve) => {
+    const decoder = new FrameDecoder();
+    sockets[1].on("data", (chunk: Buffer) =>
+      decoder.push(chunk, (type) => type === MSG_SETUP_ACK && resolve()),
+    );
+  });
+  return sockets;
 }
 
 describe("a migration the destination refuses", () => {
@@ -163,28 +193,7 @@ describe("a migration the destination refuses", () => {
       async () => {
         const { destination, port } = await listeningDestination(["--resume-timeout", "500"]);
         try {
-          const sockets = (["main", "return", "preempt"] as const).map((channel) => {
-            const socket = connect(port, "127.0.0.1");
-            socket.write(encodeJson(MSG_HELLO, { channel, migration: "m", resume: false }));
-            return socket;
-          });
-          // The configuration of vmArgs(): this destination accepts it.
-          const config = {
-            memBytes: 16 * 2 ** 20,
-            pageSize: 4096,
-            vcpus: 4,
-            backing: "guest_memfd",
-            faultMechanism: "userfault",
-            guest: DIRTIER_GUEST,
-          };
-          sockets[0].write(encodeJson(MSG_SETUP, { config, mode: "postcopy", pages: 4096 }));
-          const acked = new Promise<void>((resolve) => {
-            const decoder = new FrameDecoder();
-            sockets[1].on("data", (chunk: Buffer) =>
-              decoder.push(chunk, (type) => type === MSG_SETUP_ACK && resolve()),
-            );
-          });
-          await acked;
+          const sockets = await setUpByHand(port);
           const started = performance.now();
           if (ending === "breaks") {
             for (const socket of sockets) socket.resetAndDestroy();
@@ -206,6 +215,49 @@ describe("a migration the destination refuses", () => {
       },
     );
   }
+
+  test(
+    "a switchover whose device state this destination cannot take is refused, before any vCPU starts",
+    { timeout: 30_000 },
+    async () => {
+      const { destination, port } = await listeningDestination([]);
+      try {
+        const sockets = await setUpByHand(port);
+        const needed = new PageBitmap(4096);
+        needed.setAll();
+        const header = {
+          mode: "postcopy",
+          postcopy: true,
+          stoppedAtWallMs: 0,
+          rounds: 0,
+          clock: "0",
+        };
+        const vcpus = Array.from({ length: 4 }, () => ({ done: true, checksum: 0 }));
+        const devices = {
+          uart: { ier: 0, lcr: 3, mcr: 0, scr: 0, dll: 0, dlm: 0, fcr: 0 },
+          blk: { status: 999 },
+        };
+        const closed = framesUntilClose(sockets[1]);
+        sockets[0].write(
+          encodeSections(MSG_SWITCHOVER, [
+            Buffer.from(JSON.stringify(header)),
+            needed.toBytes(),
+            Buffer.from(JSON.stringify(vcpus)),
+            Buffer.from(JSON.stringify(devices)),
+          ]),
+        );
+        // The return path carries the refusal, and no RUNNING before it.
+        assert.deepEqual(await closed, [MSG_REFUSE]);
+        assert.equal(await destination.exited, 1);
+        assert.match(
+          String(destination.event("error")?.message),
+          /refused: device state refused: EINVAL: malformed virtio-blk state/,
+        );
+      } finally {
+        destination.kill();
+      }
+    },
+  );
 
   test(
     "a source with another pre-shared key fails the TLS handshake; its guest runs on",
