@@ -1,5 +1,5 @@
 import { PAGE_SIZE } from "../host/host-memory.js";
-import { type Channel, ConnectionLost } from "./channel.js";
+import { type Channel, type ChannelName, ConnectionLost } from "./channel.js";
 import type { MigrationConfig, MigrationMode } from "./config.js";
 import { type Channels, closeChannels, connectChannels } from "./connect.js";
 import { DirtyLog } from "./dirty-log.js";
@@ -133,6 +133,12 @@ export class MigrationSource {
   private recoveries = 0;
   private round = 0;
   private running: RunningMessage | null = null;
+  /** RUNNING has come in (set as it is read; `running` is filled a microtask later). */
+  private runningReceived = false;
+  /** The destination's refusal, once one came. */
+  private refusal: string | null = null;
+  /** It refused after the switchover but before it started a vCPU: the guest is whole here. */
+  private refusedBeforeRunning = false;
   private roundAcked = 0;
   private roundAckWaiter: (() => void) | null = null;
   private vcpusRunningAtSwitchover = 0;
@@ -269,7 +275,17 @@ export class MigrationSource {
           : error;
       }
     } else {
-      await this.postcopy();
+      try {
+        await this.postcopy();
+      } catch (error) {
+        if (!this.refusedBeforeRunning) throw error;
+        this.abort((error as Error).message);
+        this.vm.resume();
+        throw new MigrationError(
+          `${(error as Error).message} (before it ran the guest, which runs on here)`,
+          true,
+        );
+      }
     }
     const running = this.running;
     this.status = "completed";
@@ -477,8 +493,8 @@ export class MigrationSource {
       transport,
     );
     this.channels = channels;
-    for (const channel of Object.values(channels)) {
-      channel.onFrame = (type, payload) => this.onMessage(type, payload);
+    for (const [name, channel] of Object.entries(channels) as [ChannelName, Channel][]) {
+      channel.onFrame = (type, payload) => this.onMessage(type, payload, name);
       channel.onClose = (reason) => {
         if (this.channels !== channels) return;
         this.broken(
@@ -497,7 +513,7 @@ export class MigrationSource {
     this.channel(name).send(frame);
   }
 
-  private onMessage(type: number, payload: Buffer): void {
+  private onMessage(type: number, payload: Buffer, from: ChannelName): void {
     if (type === MSG_PAGE_REQUEST) {
       this.serveRequests(payload);
       return;
@@ -511,10 +527,10 @@ export class MigrationSource {
       return;
     }
     if (type === MSG_REFUSE) {
-      const { reason } = decodeJson<{ reason: string }>(payload, "REFUSE");
-      this.fail(new MigrationError(`the destination refused the migration: ${reason}`, true));
+      this.refused(decodeJson<{ reason: string }>(payload, "REFUSE").reason, from);
       return;
     }
+    if (type === MSG_RUNNING) this.runningReceived = true;
     const waiter = this.waiters.get(type);
     if (!waiter) {
       throw new MigrationProtocolError(`unexpected ${messageName(type)} from the destination`);
@@ -542,13 +558,31 @@ export class MigrationSource {
     return new Promise((resolve, reject) => this.waiters.set(type, { resolve, reject }));
   }
 
+  /**
+   * The destination refused. Once the switchover went out, what to do
+   * depends on whether it started the guest: it sends RUNNING and then any
+   * REFUSE on the return path, in that order, so the return path's REFUSE
+   * with no RUNNING before it means it never did. A REFUSE on another
+   * channel waits for that verdict.
+   */
+  private refused(reason: string, from: ChannelName): void {
+    this.refusal ??= reason;
+    if (this.switchoverFrame !== null && !this.runningReceived) {
+      if (from !== "return") return;
+      this.refusedBeforeRunning = true;
+    }
+    this.fail(new MigrationError(`the destination refused the migration: ${this.refusal}`, true));
+  }
+
   private broken(reason: Error): void {
-    // Only the network breaking pauses a post-copy; a bad stream or a local
-    // failure ends the migration.
+    // Only the network breaking pauses a post-copy; a bad stream, a refusal
+    // or a local failure ends the migration.
     const error =
-      reason instanceof ConnectionLost
-        ? new ConnectionBroken(reason.message)
-        : new MigrationError(reason.message);
+      this.refusal !== null
+        ? new MigrationError(`the destination refused the migration: ${this.refusal}`, true)
+        : reason instanceof ConnectionLost
+          ? new ConnectionBroken(reason.message)
+          : new MigrationError(reason.message);
     this.fail(error);
   }
 

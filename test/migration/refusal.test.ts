@@ -29,13 +29,14 @@ import { DIRTIER_GUEST } from "../../src/migration/machine/migratable-vm.js";
  */
 async function refusedPrecopy(
   faultOrArgs: StreamFault | { listen: string[] },
+  mode = "precopy",
 ): Promise<{ destination: string; source: string }> {
   let proxy: TcpProxy | null = null;
   const run = await migrateLocally({
     cli: CLI,
     vmArgs: vmArgs(),
     listenArgs: "listen" in faultOrArgs ? faultOrArgs.listen : [],
-    sendArgs: ["--mode", "precopy", "--warmup", "50", "--verify"],
+    sendArgs: ["--mode", mode, "--warmup", "50", "--verify"],
     route: async (port) => {
       if ("listen" in faultOrArgs) return { host: "127.0.0.1", port };
       proxy = await TcpProxy.start({ host: "127.0.0.1", port });
@@ -135,6 +136,21 @@ describe("a migration the destination refuses", () => {
     );
     assert.match(errors.source, /failed before switchover/);
   });
+
+  test(
+    "post-copy: a corrupt switchover is refused before the destination starts a vCPU, " +
+      "and the source's guest runs on",
+    { timeout: 60_000 },
+    async () => {
+      // Past HELLO and SETUP, inside the SWITCHOVER (its vCPU state).
+      const errors = await refusedPrecopy(
+        { channel: "main", at: 2000, kind: "corrupt" },
+        "postcopy",
+      );
+      assert.match(errors.destination, /refused: main channel corrupt: payload checksum mismatch/);
+      assert.match(errors.source, /before it ran the guest, which runs on here/);
+    },
+  );
 
   test("a peer of another protocol version", { timeout: 30_000 }, async () => {
     const { destination, port } = await listeningDestination();
