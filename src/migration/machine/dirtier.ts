@@ -1,7 +1,8 @@
 import { PAGE_SIZE } from "../../host/host-memory.js";
 import { assemble } from "../../riscv/asm/index.js";
 import type { ProgramImage } from "../../riscv/elf/image.js";
-import { RAM_BASE } from "../../vmm/guest-ram.js";
+import { physicalEntry } from "../../riscv/elf/index.js";
+import { type GuestRam, RAM_BASE } from "../../vmm/guest-ram.js";
 import { UART_BASE } from "../../vmm/uart16550.js";
 import { UCALL_DONE, UCALL_EID, UCALL_SYNC } from "../../vmm/ucall.js";
 
@@ -269,6 +270,18 @@ params: .dword  0, 0, 0, 0, 0
 
 export function dirtierImage(): ProgramImage {
   return assemble(SOURCE, { fileName: "dirtier.s" }).image;
+}
+
+/** Write the program and its params into guest RAM; returns the entry point. */
+export function loadDirtier(ram: GuestRam, params: DirtierParams): number {
+  const image = dirtierImage();
+  for (const segment of image.segments) {
+    const bytes = new Uint8Array(segment.memSize);
+    bytes.set(segment.data);
+    ram.write(segment.physAddr, bytes);
+  }
+  ram.write(Number(image.symbols.get("params")), dirtierParamsBytes(params));
+  return physicalEntry(image);
 }
 
 /** Pages of each vCPU's region. */

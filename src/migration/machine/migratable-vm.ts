@@ -14,7 +14,6 @@ import {
   type VirtioBlkDevice,
   type VirtioBlkSavedState,
 } from "../../kvm/virtio/index.js";
-import { physicalEntry } from "../../riscv/elf/index.js";
 import { GuestRam, RAM_BASE, RAM_SLOT } from "../../vmm/guest-ram.js";
 import {
   createUartState,
@@ -31,9 +30,8 @@ import {
   DIRTIER_DISK_PAGES,
   type DirtierParams,
   dirtierDisk,
-  dirtierImage,
-  dirtierParamsBytes,
   fillInitialPattern,
+  loadDirtier,
 } from "./dirtier.js";
 import type { VcpuStartMessage, VcpuWorkerData, VcpuWorkerMessage } from "./vcpu-worker.js";
 import {
@@ -87,6 +85,7 @@ export class MigratableVm {
   private readonly uart = createUartState();
   private readonly blk: VirtioBlkDevice;
   private blkWorker: BlockDeviceWorker | null = null;
+  private warmUpVcpus = false;
   private workers: Worker[] = [];
   private ready: Promise<void> | null = null;
   private vcpus: (SavedVcpu | null)[];
@@ -120,13 +119,7 @@ export class MigratableVm {
   /** A VM with the workload loaded and its data pages filled, not yet running. */
   static boot(spec: MigratableVmSpec): { vm: MigratableVm; start: SavedVcpu[] } {
     const machine = new MigratableVm(spec);
-    const image = dirtierImage();
-    for (const segment of image.segments) {
-      const bytes = new Uint8Array(segment.memSize);
-      bytes.set(segment.data);
-      machine.ram.write(segment.physAddr, bytes);
-    }
-    machine.ram.write(Number(image.symbols.get("params")), dirtierParamsBytes(spec));
+    const entry = loadDirtier(machine.ram, spec);
     const chunk = Buffer.alloc(256 * PAGE_SIZE);
     const first = DIRTIER_DATA_OFFSET / PAGE_SIZE;
     for (let page = first; page < machine.pages.pages; page += 256) {
@@ -134,7 +127,6 @@ export class MigratableVm {
       fillInitialPattern(chunk.subarray(0, n * PAGE_SIZE), page);
       for (let i = 0; i < n; i++) machine.pages.install(page + i, chunk, i * PAGE_SIZE);
     }
-    const entry = physicalEntry(image);
     const start: SavedVcpu[] = [];
     for (let id = 0; id < spec.vcpus; id++) {
       start.push({ done: false, state: bootVcpuState(entry, id) });
@@ -142,9 +134,14 @@ export class MigratableVm {
     return { vm: machine, start };
   }
 
-  /** An empty VM of the same shape, for the destination: memory and state come by migration. */
+  /**
+   * An empty VM of the same shape, for the destination: memory and state
+   * come by migration. Its vCPU threads warm up before they report ready.
+   */
   static incoming(spec: MigratableVmSpec): MigratableVm {
-    return new MigratableVm(spec);
+    const vm = new MigratableVm(spec);
+    vm.warmUpVcpus = true;
+    return vm;
   }
 
   config(faultMechanism: MigrationConfig["faultMechanism"]): MigrationConfig {
@@ -182,6 +179,7 @@ export class MigratableVm {
     if (this.ready) return this.ready;
     let pending = this.spec.vcpus;
     this.blkWorker = startBlockDeviceWorker(this.kvm, this.vm, this.blk);
+    const scratch = this.warmUpVcpus ? this.createScratchVm() : null;
     const vcpusReady = new Promise<void>((resolve, reject) => {
       for (let id = 0; id < this.spec.vcpus; id++) {
         const data: VcpuWorkerData = {
@@ -192,6 +190,7 @@ export class MigratableVm {
           id,
           control: this.control.buffer,
           uart: this.uart,
+          warmUp: scratch && { vm: scratch.vm.offset, entry: scratch.entry },
         };
         const worker = new Worker(new URL("./vcpu-worker.js", import.meta.url), {
           workerData: data,
@@ -210,8 +209,44 @@ export class MigratableVm {
         this.workers[id] = worker;
       }
     });
-    this.ready = Promise.all([vcpusReady, this.blkWorker.online]).then(() => undefined);
+    this.ready = Promise.all([vcpusReady, this.blkWorker.online]).then(() => scratch?.remove());
     return this.ready;
+  }
+
+  /**
+   * A VM for the destination's vCPU threads to warm the interpreter on
+   * before any guest state arrives: a cold thread runs its first hundred
+   * guest iterations 10-100 times slower, which would fall right after the
+   * switchover. It runs the dirtier on hart ids 1 and up (hart 0 drives the
+   * devices) in RAM of the same backing, and is removed once every thread
+   * is ready.
+   */
+  private createScratchVm(): { vm: Vm; entry: number; remove: () => void } {
+    const bytes = 4 << 20;
+    const backing = this.spec.backing;
+    const vm = this.kvm.createVm();
+    const ram = GuestRam.create(this.host, vm, { backing, bytes, pageSize: PAGE_SIZE });
+    const entry = loadDirtier(ram, {
+      memBytes: bytes,
+      vcpus: this.spec.vcpus + 1,
+      iterations: 2 ** 30,
+      storesPerIteration: 32,
+      ioEvery: 0,
+    });
+    for (let id = 0; id < this.spec.vcpus; id++) vm.createVcpuRecord(id);
+    const remove = () => {
+      vm.setUserMemoryRegion2({
+        slot: RAM_SLOT,
+        flags: backing === "guest_memfd" ? MEM_GUEST_MEMFD : 0,
+        guestPhysAddr: RAM_BASE,
+        memorySize: 0,
+        userspaceAddr: ram.share.hva,
+      });
+      if (ram.share.fd >= 0) this.host.close(ram.share.fd);
+      if (backing !== "guest_memfd") this.host.munmap(ram.share.hva, bytes);
+      vm.destroy();
+    };
+    return { vm, entry, remove };
   }
 
   /** Start the vCPUs from saved state; finished vCPUs stay finished. */

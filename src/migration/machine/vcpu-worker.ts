@@ -20,7 +20,7 @@ import { RAM_BASE } from "../../vmm/guest-ram.js";
 import { UART_BASE, UART_SIZE, Uart16550 } from "../../vmm/uart16550.js";
 import { UCALL_DONE, UCALL_EID, UCALL_SYNC } from "../../vmm/ucall.js";
 import { FaultRing, type FaultRingLayout } from "../fault-ring.js";
-import { restoreVcpuState, saveVcpuState, type VcpuState } from "./vcpu-state.js";
+import { bootVcpuState, restoreVcpuState, saveVcpuState, type VcpuState } from "./vcpu-state.js";
 import { VmControl } from "./vm-control.js";
 
 export type { VcpuState } from "./vcpu-state.js";
@@ -33,7 +33,12 @@ export interface VcpuWorkerData {
   id: number;
   control: SharedArrayBuffer;
   uart: SharedArrayBuffer;
+  /** A scratch VM to run the dirtier on before reporting ready (a destination's threads). */
+  warmUp: { vm: number; entry: number } | null;
 }
+
+/** Iterations of the warm-up: by then the interpreter runs at its steady speed. */
+const WARMUP_ITERATIONS = 2000;
 
 /** Main thread → vCPU thread: run from this state (with this fault ring on a post-copy destination). */
 export interface VcpuStartMessage {
@@ -119,9 +124,26 @@ function run(
   }
 }
 
+/** Run the dirtier on this thread's vCPU of the scratch VM (hart id + 1: no devices). */
+function warmUp(data: VcpuWorkerData, scratch: { vm: number; entry: number }): void {
+  const kvm = Kvm.attach(Host.attach(data.host), data.kvm);
+  const vcpu = kvm.attachVcpu(kvm.attachVm(scratch.vm), data.id);
+  restoreVcpuState(vcpu, bootVcpuState(scratch.entry, data.id + 1));
+  const run = vcpu.run;
+  for (let done = 0; done < WARMUP_ITERATIONS; done++) {
+    const fault = vcpu.tryRunGuest();
+    if (fault !== null) throw fault;
+    if (run.exitReason !== EXIT_RISCV_SBI || run.riscvSbi.extensionId !== UCALL_EID) {
+      throw new Error(`vCPU ${data.id} warm-up: unexpected exit ${run.exitReason}`);
+    }
+    run.riscvSbi.ret[0] = 0n;
+  }
+}
+
 const setup = workerData as Partial<VcpuWorkerData> | null;
 if (!isMainThread && parentPort && setup?.migrationVcpu === true) {
   const port = parentPort;
+  if (setup.warmUp) warmUp(setup as VcpuWorkerData, setup.warmUp);
   port.once("message", (start: VcpuStartMessage) => run(setup as VcpuWorkerData, start, port));
   port.postMessage({ type: "ready", id: (setup as VcpuWorkerData).id } satisfies VcpuWorkerMessage);
 }
