@@ -39,6 +39,8 @@ export class Channel {
    * and a requested page on the preempt channel would wait behind them).
    */
   yieldBetweenChunks = false;
+  /** Resolves once the socket is closed for good (both ways, or destroyed). */
+  readonly socketClosed: Promise<void>;
   private readonly resumeReading = () => {
     if (!this.closed) this.socket.resume();
   };
@@ -48,6 +50,7 @@ export class Channel {
     readonly socket: Socket,
   ) {
     this.decoder = new FrameDecoder(channelName);
+    this.socketClosed = new Promise((resolve) => socket.once("close", () => resolve()));
     socket.setNoDelay(true);
     socket.on("data", (chunk: Buffer) => {
       this.bytesReceived += chunk.length;
@@ -137,7 +140,10 @@ export class Channel {
 
   /**
    * Tell the peer why (a REFUSE frame, best effort), then close: for a
-   * stream that cannot be trusted any more.
+   * stream that cannot be trusted any more. What the peer still sends is
+   * read and dropped until it closes (2 s at most): closing with unread
+   * data would reset the connection, and a reset can make the peer's
+   * kernel drop the REFUSE before the peer has read it.
    */
   refuse(reason: Error): void {
     if (this.closed) return;

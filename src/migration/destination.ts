@@ -99,6 +99,8 @@ export interface DestinationResult {
 export class MigrationDestination {
   private readonly server: Server;
   private channels: Partial<Channels> = {};
+  /** Channels closed so far: the process lingers until their sockets are (see Channel.refuse). */
+  private readonly closing: Promise<void>[] = [];
   private migrationId: string | null = null;
   private resuming = false;
   private status: MigrationStatus = "setup";
@@ -198,6 +200,7 @@ export class MigrationDestination {
       // messages (RUNNING, POSTCOPY_DONE) before the source has read them.
       for (const name of CHANNEL_NAMES) void this.channels[name]?.end();
       await this.vm.close();
+      await Promise.all(this.closing);
     }
   }
 
@@ -338,6 +341,8 @@ export class MigrationDestination {
     const channels = this.channels;
     this.channels = {};
     for (const name of CHANNEL_NAMES) {
+      const channel = channels[name];
+      if (channel) this.closing.push(channel.socketClosed);
       if (refusal === null) channels[name]?.close(null);
       else channels[name]?.refuse(new MigrationProtocolError(refusal));
     }

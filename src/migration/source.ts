@@ -72,6 +72,9 @@ export class MigrationError extends Error {
 /** A channel broke: before switchover this fails the migration, in post-copy it pauses it. */
 class ConnectionBroken extends Error {}
 
+/** How long a source whose connection broke before RUNNING waits for the return path's word. */
+const VERDICT_WAIT_MS = 5000;
+
 /** Bytes the main stream may hold queued in this process before the pusher waits. */
 const MAIN_BACKLOG_BYTES = 1 << 20;
 
@@ -345,6 +348,7 @@ export class MigrationSource {
       } catch (error) {
         done.catch(() => undefined);
         if (!(error instanceof ConnectionBroken)) throw error;
+        if (this.beforeRunning()) await this.returnPathVerdict(done);
       }
       // Paused: keep every page and the state; wait for `migrate send --resume`.
       for (;;) {
@@ -499,6 +503,7 @@ export class MigrationSource {
         if (this.channels !== channels) return;
         this.broken(
           reason ?? new ConnectionLost(`${channel.name}: the destination closed the connection`),
+          name,
         );
       };
     }
@@ -567,14 +572,45 @@ export class MigrationSource {
    */
   private refused(reason: string, from: ChannelName): void {
     this.refusal ??= reason;
-    if (this.switchoverFrame !== null && !this.runningReceived) {
+    if (this.beforeRunning()) {
       if (from !== "return") return;
       this.refusedBeforeRunning = true;
     }
     this.fail(new MigrationError(`the destination refused the migration: ${this.refusal}`, true));
   }
 
-  private broken(reason: Error): void {
+  /** The switchover went out and RUNNING has not come back. */
+  private beforeRunning(): boolean {
+    return this.switchoverFrame !== null && !this.runningReceived;
+  }
+
+  /**
+   * Wait (VERDICT_WAIT_MS at most) for what the return path says: a refusal
+   * that may come with a reset on the other channels (a peer closing with
+   * unread data resets the connection, and a reset can drop what it sent)
+   * still arrives whole there, since the source sends nothing on it. A
+   * destination that lost a channel closes them all, so the wait is short
+   * when there is no refusal.
+   */
+  private async returnPathVerdict(done: Promise<Buffer>): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const verdict = done.then(
+      () => undefined,
+      (error: unknown) => {
+        if (!(error instanceof ConnectionBroken)) throw error;
+      },
+    );
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, VERDICT_WAIT_MS)));
+    try {
+      await Promise.race([verdict, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private broken(reason: Error, from: ChannelName): void {
+    // Before RUNNING, the return path decides between a refusal and a break.
+    if (this.beforeRunning() && from !== "return") return;
     // Only the network breaking pauses a post-copy; a bad stream, a refusal
     // or a local failure ends the migration.
     const error =
