@@ -600,6 +600,8 @@ export class MigrationSource {
         if (!(error instanceof ConnectionBroken)) throw error;
       },
     );
+    // A refusal that comes after the wait is over goes unheard, not unhandled.
+    verdict.catch(() => undefined);
     const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, VERDICT_WAIT_MS)));
     try {
       await Promise.race([verdict, timeout]);
@@ -610,7 +612,7 @@ export class MigrationSource {
 
   private broken(reason: Error, from: ChannelName): void {
     // Before RUNNING, the return path decides between a refusal and a break.
-    if (this.beforeRunning() && from !== "return") return;
+    if (this.beforeRunning() && from !== "return" && reason instanceof ConnectionLost) return;
     // Only the network breaking pauses a post-copy; a bad stream, a refusal
     // or a local failure ends the migration.
     const error =
