@@ -342,9 +342,10 @@ export class MigrationDestination {
     this.channels = {};
     for (const name of CHANNEL_NAMES) {
       const channel = channels[name];
-      if (channel) this.closing.push(channel.socketClosed);
-      if (refusal === null) channels[name]?.close(null);
-      else channels[name]?.refuse(new MigrationProtocolError(refusal));
+      if (!channel) continue;
+      this.closing.push(channel.socketClosed);
+      if (refusal === null) channel.close(null);
+      else channel.refuse(new MigrationProtocolError(refusal));
     }
   }
 
