@@ -8,9 +8,10 @@ import type { GuestRamShare } from "../vmm/guest-ram.js";
  * Guest RAM page by page, as migration moves it: read a page into an
  * outgoing batch and install a received one, with one copy each way (and
  * one small view per copy: Node 20's Buffer.copy makes a Uint8Array for a
- * sub-range, and so would subarray; no buffer is allocated). A guest_memfd or shmem RAM is reached through its
- * file's page cache (as QEMU reads RAMBlocks through its mapping); anonymous
- * RAM through the VMM's mapping. Page i is the i-th 4 KiB page of RAM.
+ * sub-range, and so would subarray; no buffer is allocated). A guest_memfd
+ * or shmem RAM is reached through its file's page cache (as QEMU reads
+ * RAMBlocks through its mapping); anonymous RAM through the VMM's mapping.
+ * Page i is the i-th 4 KiB page of RAM.
  */
 export class RamPages {
   readonly pages: number;

@@ -7,9 +7,13 @@ import { fileURLToPath } from "node:url";
 
 const CLI = fileURLToPath(new URL("../../../bin/faultline.js", import.meta.url));
 
-function faultline(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/** `faultline bench demand-paging` with `flags` (space-separated), as a child process. */
+function benchDemandPaging(
+  flags: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const args = [CLI, "bench", "demand-paging", ...flags.split(" ")];
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: 120_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, args, { timeout: 120_000 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === "number" ? error.code : -1) : 0;
       resolve({ code, stdout, stderr });
     });
@@ -18,11 +22,7 @@ function faultline(...args: string[]): Promise<{ code: number; stdout: string; s
 
 describe("faultline bench demand-paging", () => {
   test("--json prints the documented keys", async () => {
-    const { code, stdout, stderr } = await faultline(
-      "bench",
-      "demand-paging",
-      ..."-k -v 2 -b 1M --json".split(" "),
-    );
+    const { code, stdout, stderr } = await benchDemandPaging("-k -v 2 -b 1M --json");
     assert.equal(code, 0, stderr);
     const r = JSON.parse(stdout) as Record<string, unknown>;
     assert.equal(r.mode, "kvm-userfault");
@@ -40,11 +40,7 @@ describe("faultline bench demand-paging", () => {
   });
 
   test("--machine-warmup: a child process touches and frees the run's memory first", async () => {
-    const { code, stdout, stderr } = await faultline(
-      "bench",
-      "demand-paging",
-      ..."-k -b 1M --machine-warmup".split(" "),
-    );
+    const { code, stdout, stderr } = await benchDemandPaging("-k -b 1M --machine-warmup");
     assert.equal(code, 0, stderr);
     const warmed = /a child process touched and freed (\d+) MiB first/.exec(stdout);
     assert.ok(warmed, stdout);
@@ -53,11 +49,7 @@ describe("faultline bench demand-paging", () => {
   });
 
   test("the text output names the limits and the memory state", async () => {
-    const { code, stdout, stderr } = await faultline(
-      "bench",
-      "demand-paging",
-      ..."-u MISSING -b 1M".split(" "),
-    );
+    const { code, stdout, stderr } = await benchDemandPaging("-u MISSING -b 1M");
     assert.equal(code, 0, stderr);
     assert.match(stdout, /demand paging by userfaultfd MISSING/);
     assert.match(stdout, /vCPU {2}0: .* pages\/s, latency p50/);
@@ -68,17 +60,13 @@ describe("faultline bench demand-paging", () => {
   });
 
   test("guest_memfd with -u alone is refused, exit 2, with the reason", async () => {
-    const { code, stderr } = await faultline(
-      "bench",
-      "demand-paging",
-      ..."-u MINOR -s guest_memfd".split(" "),
-    );
+    const { code, stderr } = await benchDemandPaging("-u MINOR -s guest_memfd");
     assert.equal(code, 2);
     assert.match(stderr, /never goes through a host mapping, so userfaultfd never sees it/);
   });
 
   test("an unknown letter exits 2", async () => {
-    const { code, stderr } = await faultline("bench", "demand-paging", "-k", "-q");
+    const { code, stderr } = await benchDemandPaging("-k -q");
     assert.equal(code, 2);
     assert.match(stderr, /unknown option '-q'/);
   });

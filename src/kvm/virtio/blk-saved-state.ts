@@ -25,32 +25,44 @@ import {
 import { STATUS_DRIVER_OK, STATUS_FEATURES_OK } from "./virtio.js";
 
 /**
+ * Where each field of the saved state lives in the device state: one word,
+ * or (addresses) a (lo, hi) word pair. Status comes last: restoring it is
+ * what lets the worker serve.
+ */
+const WORDS = {
+  deviceFeaturesSel: S_DEVICE_FEATURES_SEL,
+  driverFeaturesSel: S_DRIVER_FEATURES_SEL,
+  queueSel: S_QUEUE_SEL,
+  queueNum: S_QUEUE_NUM,
+  queueReady: S_QUEUE_READY,
+  interruptStatus: S_INTERRUPT_STATUS,
+  configGeneration: S_CONFIG_GENERATION,
+  shmSel: S_SHM_SEL,
+  lastAvail: S_LAST_AVAIL,
+  usedIdx: S_USED_IDX,
+  status: S_STATUS,
+} as const;
+const PAIRS = {
+  queueDesc: S_QUEUE_DESC,
+  queueDriver: S_QUEUE_DRIVER,
+  queueDevice: S_QUEUE_DEVICE,
+} as const;
+const wordEntries = Object.entries(WORDS) as [keyof typeof WORDS, number][];
+const pairEntries = Object.entries(PAIRS) as [keyof typeof PAIRS, number][];
+
+/**
  * A virtio block device's state as a migration carries it: what the driver
  * set through the register file, and the device's own positions in the
- * request queue (vhost's vring base). The disk itself is not in it: both
- * ends reach the same disk (shared storage), which the device features and
- * capacity identify. Plain numbers, so it travels as JSON.
+ * request queue (vhost's vring base: lastAvail, the next available entry it
+ * takes, and usedIdx, the next used index it writes). The disk itself is not
+ * in it: both ends reach the same disk (shared storage), which the device
+ * features and capacity identify. Plain numbers, so it travels as JSON.
  */
-export interface VirtioBlkSavedState {
-  status: number;
+export type VirtioBlkSavedState = Record<keyof typeof WORDS | keyof typeof PAIRS, number> & {
   deviceFeatures: [number, number];
-  capacitySectors: number;
-  deviceFeaturesSel: number;
-  driverFeaturesSel: number;
   driverFeatures: [number, number];
-  queueSel: number;
-  queueNum: number;
-  queueReady: number;
-  queueDesc: number;
-  queueDriver: number;
-  queueDevice: number;
-  interruptStatus: number;
-  configGeneration: number;
-  shmSel: number;
-  /** The next available entry the device takes, and the next used index it writes. */
-  lastAvail: number;
-  usedIdx: number;
-}
+  capacitySectors: number;
+};
 
 /**
  * Read a device's state. The device must be quiescent, so that no request
@@ -65,25 +77,14 @@ export function saveVirtioBlkState(device: VirtioBlkDevice): VirtioBlkSavedState
     if ((s.word(S_WORKER) !== 0 && s.word(S_PAUSED) === 0) || s.word(S_BUSY) !== 0) {
       fail("EBUSY", "a worker serves this device: pause or stop it first");
     }
-    return {
-      status: s.word(S_STATUS),
+    const saved = {
       deviceFeatures: [s.word(S_DEVICE_FEATURES), s.word(S_DEVICE_FEATURES + 1)],
-      capacitySectors: s.capacity,
-      deviceFeaturesSel: s.word(S_DEVICE_FEATURES_SEL),
-      driverFeaturesSel: s.word(S_DRIVER_FEATURES_SEL),
       driverFeatures: [s.word(S_DRIVER_FEATURES), s.word(S_DRIVER_FEATURES + 1)],
-      queueSel: s.word(S_QUEUE_SEL),
-      queueNum: s.word(S_QUEUE_NUM),
-      queueReady: s.word(S_QUEUE_READY),
-      queueDesc: s.pair(S_QUEUE_DESC),
-      queueDriver: s.pair(S_QUEUE_DRIVER),
-      queueDevice: s.pair(S_QUEUE_DEVICE),
-      interruptStatus: s.word(S_INTERRUPT_STATUS),
-      configGeneration: s.word(S_CONFIG_GENERATION),
-      shmSel: s.word(S_SHM_SEL),
-      lastAvail: s.word(S_LAST_AVAIL),
-      usedIdx: s.word(S_USED_IDX),
-    };
+      capacitySectors: s.capacity,
+    } as VirtioBlkSavedState;
+    for (const [key, index] of wordEntries) saved[key] = s.word(index);
+    for (const [key, index] of pairEntries) saved[key] = s.pair(index);
+    return saved;
   } finally {
     s.unlock();
   }
@@ -115,47 +116,19 @@ export function restoreVirtioBlkState(device: VirtioBlkDevice, saved: VirtioBlkS
         `saved state of a ${saved.capacitySectors}-sector disk, this one has ${s.capacity}`,
       );
     }
-    const setPair = (index: number, value: number) => {
-      s.setWord(index, (value % 2 ** 32) | 0);
-      s.setWord(index + 1, Math.floor(value / 2 ** 32));
-    };
-    s.setWord(S_DEVICE_FEATURES_SEL, saved.deviceFeaturesSel);
-    s.setWord(S_DRIVER_FEATURES_SEL, saved.driverFeaturesSel);
     s.setWord(S_DRIVER_FEATURES, saved.driverFeatures[0]);
     s.setWord(S_DRIVER_FEATURES + 1, saved.driverFeatures[1]);
-    s.setWord(S_QUEUE_SEL, saved.queueSel);
-    s.setWord(S_QUEUE_NUM, saved.queueNum);
-    s.setWord(S_QUEUE_READY, saved.queueReady);
-    setPair(S_QUEUE_DESC, saved.queueDesc);
-    setPair(S_QUEUE_DRIVER, saved.queueDriver);
-    setPair(S_QUEUE_DEVICE, saved.queueDevice);
-    s.setWord(S_INTERRUPT_STATUS, saved.interruptStatus);
-    s.setWord(S_CONFIG_GENERATION, saved.configGeneration);
-    s.setWord(S_SHM_SEL, saved.shmSel);
-    s.setWord(S_LAST_AVAIL, saved.lastAvail);
-    s.setWord(S_USED_IDX, saved.usedIdx);
-    // Status last: it is what lets the worker serve.
-    s.setWord(S_STATUS, saved.status);
+    for (const [key, index] of pairEntries) {
+      s.setWord(index, (saved[key] % 2 ** 32) | 0);
+      s.setWord(index + 1, Math.floor(saved[key] / 2 ** 32));
+    }
+    for (const [key, index] of wordEntries) s.setWord(index, saved[key]);
     device.vm.ioBus.setLine(s.line, saved.interruptStatus !== 0);
   } finally {
     s.unlock();
   }
   s.kick();
 }
-
-const WORD_FIELDS = [
-  "status",
-  "deviceFeaturesSel",
-  "driverFeaturesSel",
-  "queueSel",
-  "queueNum",
-  "queueReady",
-  "interruptStatus",
-  "configGeneration",
-  "shmSel",
-  "lastAvail",
-  "usedIdx",
-] as const;
 
 function checkSavedState(saved: VirtioBlkSavedState): void {
   const bad = (what: string) => fail("EINVAL", `malformed virtio-blk state: ${what}`);
@@ -166,8 +139,8 @@ function checkSavedState(saved: VirtioBlkSavedState): void {
     const pair: unknown = saved[key];
     if (!Array.isArray(pair) || pair.length !== 2 || !pair.every(isWord)) bad(key);
   }
-  for (const key of WORD_FIELDS) if (!isWord(saved[key])) bad(key);
-  for (const key of ["queueDesc", "queueDriver", "queueDevice"] as const) {
+  for (const [key] of wordEntries) if (!isWord(saved[key])) bad(key);
+  for (const [key] of pairEntries) {
     if (!Number.isSafeInteger(saved[key]) || saved[key] < 0) bad(key);
   }
   if (!Number.isSafeInteger(saved.capacitySectors)) bad("capacitySectors");
