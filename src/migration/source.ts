@@ -136,8 +136,6 @@ export class MigrationSource {
   private recoveries = 0;
   private round = 0;
   private running: RunningMessage | null = null;
-  /** RUNNING has come in (set as it is read; `running` is filled a microtask later). */
-  private runningReceived = false;
   /** The destination's refusal, once one came. */
   private refusal: string | null = null;
   /** It refused after the switchover but before it started a vCPU: the guest is whole here. */
@@ -269,7 +267,7 @@ export class MigrationSource {
     }
     if (!postcopy) {
       try {
-        this.running = decodeJson<RunningMessage>(await this.waitFor(MSG_RUNNING), "RUNNING");
+        await this.waitFor(MSG_RUNNING);
       } catch (error) {
         this.abort((error as Error).message);
         this.vm.resume();
@@ -335,12 +333,6 @@ export class MigrationSource {
 
   private async postcopy(): Promise<void> {
     for (;;) {
-      if (this.running === null) {
-        this.waitFor(MSG_RUNNING).then(
-          (payload) => (this.running = decodeJson<RunningMessage>(payload, "RUNNING")),
-          () => undefined,
-        );
-      }
       const done = this.waitFor(MSG_POSTCOPY_DONE);
       try {
         await Promise.all([this.push(), done]);
@@ -535,9 +527,12 @@ export class MigrationSource {
       this.refused(decodeJson<{ reason: string }>(payload, "REFUSE").reason, from);
       return;
     }
-    if (type === MSG_RUNNING) this.runningReceived = true;
+    // Noted as it is read: whether the destination started the guest decides what a refusal means.
+    if (type === MSG_RUNNING) this.running ??= decodeJson<RunningMessage>(payload, "RUNNING");
     const waiter = this.waiters.get(type);
     if (!waiter) {
+      if (type === MSG_RUNNING) return; // post-copy: nobody waits for it
+
       throw new MigrationProtocolError(`unexpected ${messageName(type)} from the destination`);
     }
     this.waiters.delete(type);
@@ -581,7 +576,7 @@ export class MigrationSource {
 
   /** The switchover went out and RUNNING has not come back. */
   private beforeRunning(): boolean {
-    return this.switchoverFrame !== null && !this.runningReceived;
+    return this.switchoverFrame !== null && this.running === null;
   }
 
   /**
