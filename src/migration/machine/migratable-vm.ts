@@ -85,7 +85,6 @@ export class MigratableVm {
   private readonly uart = createUartState();
   private readonly blk: VirtioBlkDevice;
   private blkWorker: BlockDeviceWorker | null = null;
-  private warmUpVcpus = false;
   private workers: Worker[] = [];
   private ready: Promise<void> | null = null;
   private vcpus: (SavedVcpu | null)[];
@@ -97,7 +96,11 @@ export class MigratableVm {
   firstDoneAt = 0;
   progressAtFirstDone = 0;
 
-  private constructor(readonly spec: MigratableVmSpec) {
+  private constructor(
+    readonly spec: MigratableVmSpec,
+    /** A destination's vCPU threads warm up before they report ready (createScratchVm). */
+    private readonly warmUpVcpus = false,
+  ) {
     const gib = 2 ** 30;
     this.host = Host.create({ ramBytes: Math.ceil(spec.memBytes / gib) * gib * 2 + 2 * gib });
     this.kvm = Kvm.open(this.host);
@@ -139,9 +142,7 @@ export class MigratableVm {
    * come by migration. Its vCPU threads warm up before they report ready.
    */
   static incoming(spec: MigratableVmSpec): MigratableVm {
-    const vm = new MigratableVm(spec);
-    vm.warmUpVcpus = true;
-    return vm;
+    return new MigratableVm(spec, true);
   }
 
   config(faultMechanism: MigrationConfig["faultMechanism"]): MigrationConfig {
