@@ -1,4 +1,5 @@
 import type { Socket } from "node:net";
+import { readIntoBuffers } from "./static-reads.js";
 import { FrameDecoder } from "./wire/frame-decoder.js";
 import { messageName, MigrationProtocolError, MSG_REFUSE } from "./wire/format.js";
 import { encodeJson } from "./wire/messages.js";
@@ -52,20 +53,11 @@ export class Channel {
     this.decoder = new FrameDecoder(channelName);
     this.socketClosed = new Promise((resolve) => socket.once("close", () => resolve()));
     socket.setNoDelay(true);
-    socket.on("data", (chunk: Buffer) => {
-      this.bytesReceived += chunk.length;
-      if (this.yieldBetweenChunks) {
-        socket.pause();
-        setImmediate(this.resumeReading);
-      }
-      try {
-        this.decoder.push(chunk, (type, payload) => this.onFrame(type, payload));
-      } catch (error) {
-        const reason = error instanceof Error ? error : new Error(String(error));
-        if (reason instanceof MigrationProtocolError) this.refuse(reason);
-        else this.close(reason);
-      }
-    });
+    if (!readIntoBuffers(socket, () => this.decoder.readBuffer(), this.onRead)) {
+      socket.on("data", this.onData);
+    }
+    // A socket accepted paused (so that reads could be set up first) starts now.
+    socket.resume();
     socket.on("end", () => {
       try {
         this.decoder.end();
@@ -76,6 +68,41 @@ export class Channel {
     });
     socket.on("error", (error) => this.close(new ConnectionLost(`${this.name}: ${error.message}`)));
     socket.on("close", () => this.close(new ConnectionLost(`${this.name}: connection closed`)));
+  }
+
+  /** Bytes read into the decoder's own buffer; false pauses reading (resumed next turn). */
+  private readonly onRead = (bytes: number): boolean => {
+    this.bytesReceived += bytes;
+    try {
+      this.decoder.received(bytes, this.deliver);
+    } catch (error) {
+      this.streamFailed(error);
+    }
+    if (!this.yieldBetweenChunks || this.closed) return true;
+    setImmediate(this.resumeReading);
+    return false;
+  };
+
+  /** A chunk Node allocated (TLS, or reads that could not be redirected). */
+  private readonly onData = (chunk: Buffer): void => {
+    this.bytesReceived += chunk.length;
+    if (this.yieldBetweenChunks) {
+      this.socket.pause();
+      setImmediate(this.resumeReading);
+    }
+    try {
+      this.decoder.push(chunk, this.deliver);
+    } catch (error) {
+      this.streamFailed(error);
+    }
+  };
+
+  private readonly deliver = (type: number, payload: Buffer): void => this.onFrame(type, payload);
+
+  private streamFailed(error: unknown): void {
+    const reason = error instanceof Error ? error : new Error(String(error));
+    if (reason instanceof MigrationProtocolError) this.refuse(reason);
+    else this.close(reason);
   }
 
   /** What errors call this connection ("main channel" once its HELLO says so). */

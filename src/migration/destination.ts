@@ -150,7 +150,8 @@ export class MigrationDestination {
       ? createTlsServer(tlsServerOptions(transport.psk), accept).on("tlsClientError", (error) =>
           options.onNote?.(`refused a connection that failed the TLS handshake: ${error.message}`),
         )
-      : createServer(accept);
+      : // Paused, so that the channel can have it read into its own buffers from the first byte.
+        createServer({ pauseOnConnect: true }, accept);
   }
 
   /** Create the empty VM, its vCPU threads, and listen. */

@@ -30,18 +30,44 @@ import {
   PageBatchWriter,
 } from "../../src/migration/wire/messages.js";
 
-function decodeAll(bytes: Buffer, pieces: number[]): { type: number; payload: Buffer }[] {
-  const decoder = new FrameDecoder();
-  const frames: { type: number; payload: Buffer }[] = [];
+/**
+ * Hand `bytes` to a decoder in pieces of the given sizes: as chunks
+ * (`push`), or read into the decoder's own buffer (`readBuffer` and
+ * `received`, a read taking at most what that buffer holds).
+ */
+function feed(
+  decoder: FrameDecoder,
+  bytes: Buffer,
+  pieces: number[],
+  inPlace: boolean,
+  onFrame: (type: number, payload: Buffer) => void,
+): void {
   let at = 0;
   let i = 0;
   while (at < bytes.length) {
-    const n = pieces[i++ % pieces.length];
-    decoder.push(bytes.subarray(at, at + n), (type, payload) =>
-      frames.push({ type, payload: Buffer.from(payload) }),
-    );
+    let n = Math.min(pieces[i++ % pieces.length], bytes.length - at);
+    if (inPlace) {
+      const target = decoder.readBuffer();
+      n = Math.min(n, target.length);
+      bytes.copy(target, 0, at, at + n);
+      decoder.received(n, onFrame);
+    } else {
+      decoder.push(bytes.subarray(at, at + n), onFrame);
+    }
     at += n;
   }
+}
+
+function decodeAll(
+  bytes: Buffer,
+  pieces: number[],
+  inPlace = false,
+): { type: number; payload: Buffer }[] {
+  const decoder = new FrameDecoder();
+  const frames: { type: number; payload: Buffer }[] = [];
+  feed(decoder, bytes, pieces, inPlace, (type, payload) =>
+    frames.push({ type, payload: Buffer.from(payload) }),
+  );
   decoder.end();
   return frames;
 }
@@ -57,20 +83,22 @@ function pageBatch(): Buffer {
 }
 
 function refuses(bytes: Buffer, pattern: RegExp, atEnd = false): void {
-  const decoder = new FrameDecoder("test stream");
-  assert.throws(
-    () => {
-      decoder.push(bytes, () => undefined);
-      if (atEnd) decoder.end();
-    },
-    (error: unknown) => {
-      assert.ok(error instanceof MigrationProtocolError, String(error));
-      assert.match(error.message, pattern);
-      return true;
-    },
-  );
-  // Nothing after a bad frame is trusted.
-  assert.throws(() => decoder.push(encodeFrame(MSG_SETUP), () => undefined), pattern);
+  for (const inPlace of [false, true]) {
+    const decoder = new FrameDecoder("test stream");
+    assert.throws(
+      () => {
+        feed(decoder, bytes, [bytes.length], inPlace, () => undefined);
+        if (atEnd) decoder.end();
+      },
+      (error: unknown) => {
+        assert.ok(error instanceof MigrationProtocolError, String(error));
+        assert.match(error.message, pattern);
+        return true;
+      },
+    );
+    // Nothing after a bad frame is trusted.
+    assert.throws(() => feed(decoder, encodeFrame(MSG_SETUP), [16], inPlace, () => {}), pattern);
+  }
 }
 
 describe("migration wire protocol", () => {
@@ -81,8 +109,17 @@ describe("migration wire protocol", () => {
       encodePageList(MSG_PAGE_REQUEST, [5, 9, 1], 3),
       encodeFrame(MSG_SWITCHOVER),
     ]);
-    for (const pieces of [[1], [3, 7], [FRAME_HEADER_BYTES], [stream.length], [4097, 13]]) {
-      const frames = decodeAll(stream, pieces);
+    for (const [inPlace, pieces] of [
+      [false, [1]],
+      [false, [3, 7]],
+      [false, [FRAME_HEADER_BYTES]],
+      [false, [stream.length]],
+      [false, [4097, 13]],
+      [true, [1]],
+      [true, [3, 7]],
+      [true, [stream.length]],
+    ] as const) {
+      const frames = decodeAll(stream, [...pieces], inPlace);
       assert.deepEqual(
         frames.map((f) => f.type),
         [MSG_SETUP, MSG_PAGES, MSG_PAGE_REQUEST, MSG_SWITCHOVER],
@@ -103,6 +140,38 @@ describe("migration wire protocol", () => {
       ]);
       assert.deepEqual([...decodePageList(frames[2].payload)], [5, 9, 1]);
       assert.equal(frames[3].payload.length, 0);
+    }
+  });
+
+  test("read in place, frames come out whole however reads cut them, past the first arena", () => {
+    // Frames of 16 pages cut by 64 KiB reads, more than the 2 MiB arena
+    // holds (what is left of a frame moves back to its start), then one
+    // frame larger than the arena (which grows to take it).
+    const batches: Buffer[] = [];
+    for (let b = 0; b < 64; b++) {
+      const writer = new PageBatchWriter(16);
+      for (let p = 0; p < 16; p++) {
+        writer.nextDataSlot().fill((b * 16 + p) & 0xff);
+        writer.addPage(b * 16 + p);
+      }
+      batches.push(Buffer.from(writer.take(MSG_PAGES)));
+    }
+    const large = encodeFrame(MSG_SWITCHOVER, Buffer.alloc(5 << 20, 0x5a));
+    const stream = Buffer.concat([...batches, large, encodeJson(MSG_SETUP, { last: true })]);
+    for (const pieces of [[64 << 10], [65_000, 70_000, 333], [stream.length]]) {
+      const frames = decodeAll(stream, pieces, true);
+      assert.equal(frames.length, 66, `pieces ${pieces.join(",")}`);
+      let page = 0;
+      for (const frame of frames.slice(0, 64)) {
+        forEachPage(frame.payload, (index, payload, at) => {
+          assert.equal(index, page);
+          assert.ok(payload.subarray(at, at + PAGE_SIZE).every((b) => b === (page & 0xff)));
+          page++;
+        });
+      }
+      assert.equal(page, 1024);
+      assert.deepEqual(frames[64].payload, large.subarray(FRAME_HEADER_BYTES));
+      assert.deepEqual(decodeJson(frames[65].payload, "setup"), { last: true });
     }
   });
 
