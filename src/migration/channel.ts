@@ -40,6 +40,14 @@ export class Channel {
    * and a requested page on the preempt channel would wait behind them).
    */
   yieldBetweenChunks = false;
+  /**
+   * A stream that fails to decode gets a REFUSE back before the channel
+   * closes. Off once the guest runs on the destination in post-copy: a
+   * refusal would then lose the guest, while a dropped connection pauses
+   * both sides with nothing lost (a frame is used only once its checksum
+   * passed) until a resume sends what is missing again.
+   */
+  refusesBadStream = true;
   /** Resolves once the socket is closed for good (both ways, or destroyed). */
   readonly socketClosed: Promise<void>;
   private readonly resumeReading = () => {
@@ -101,7 +109,7 @@ export class Channel {
 
   private streamFailed(error: unknown): void {
     const reason = error instanceof Error ? error : new Error(String(error));
-    if (reason instanceof MigrationProtocolError) this.refuse(reason);
+    if (reason instanceof MigrationProtocolError && this.refusesBadStream) this.refuse(reason);
     else this.close(reason);
   }
 

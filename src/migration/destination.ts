@@ -272,6 +272,11 @@ export class MigrationDestination {
       return;
     }
     const why = reason?.message ?? `${channel.name} closed`;
+    if (reason instanceof MigrationProtocolError && this.switchedOver && this.memory) {
+      // The guest runs here: a bad frame costs a resume, not the guest.
+      this.pause(`${why}; the connection is dropped`);
+      return;
+    }
     if (reason !== null && !(reason instanceof ConnectionLost)) {
       // A bad stream, or this side failed handling a message: never a pause,
       // never a hang. A refusal goes out on every channel, so that the
@@ -328,6 +333,11 @@ export class MigrationDestination {
 
   /** Post-copy: keep every page and the running guest; wait for the source to come back. */
   private pause(why: string): void {
+    if (this.switchedOver && this.memory) {
+      // Pages a broken frame left installed but not yet released are whole: let them in.
+      this.releasePending();
+      this.ring.installed();
+    }
     this.status = "postcopy-paused";
     this.options.onNote?.(`post-copy paused (${why}); waiting for the source to resume`);
     this.closeChannels();
@@ -494,7 +504,7 @@ export class MigrationDestination {
       if (!memory) throw new MigrationProtocolError("post-copy switchover in pre-copy mode");
       this.status = "postcopy-active";
       this.postcopyStartedAt = performance.now();
-      this.channels.main!.yieldBetweenChunks = true;
+      this.postcopyChannels();
       this.vm.startNow(saved, this.ring);
       this.startedAtWallMs = wallNowMs();
       this.startProgress = this.vm.progress();
@@ -629,12 +639,24 @@ export class MigrationDestination {
     if (this.resumeTimer) clearTimeout(this.resumeTimer);
     this.resumeTimer = null;
     this.status = this.switchedOver ? "postcopy-active" : "active";
-    this.channels.main!.yieldBetweenChunks = true;
+    this.postcopyChannels();
     this.options.onNote?.(
       this.switchedOver
         ? `post-copy resumed: ${this.pages - this.receivedPages} pages to come, ${outstanding.length} re-requested`
         : "migration resumed before the switchover arrived: the source sends it again",
     );
+  }
+
+  /**
+   * The channels of a post-copy: bulk data read a chunk at a time, so that
+   * a requested page never waits behind much of it; and once the guest
+   * runs here, a bad stream is dropped rather than refused (a pause, not
+   * the guest lost).
+   */
+  private postcopyChannels(): void {
+    this.channels.main!.yieldBetweenChunks = true;
+    if (!this.switchedOver) return;
+    for (const name of CHANNEL_NAMES) this.channels[name]!.refusesBadStream = false;
   }
 
   /** Every page is here (or pre-copy only): userfault off, large mappings back, source told. */

@@ -373,6 +373,7 @@ export class MigrationSource {
     const sections = decodeSections(await this.waitFor(MSG_RESUME), "RESUME");
     const info = JSON.parse(sections[0].toString()) as ResumeMessage;
     if (info.startedAtWallMs > 0) this.running ??= { startedAtWallMs: info.startedAtWallMs };
+    this.keepGuestOnBadStream();
     this.cursor = 0;
     if (!info.switchedOver) {
       // The destination never got the switchover, nor any page sent after
@@ -528,7 +529,10 @@ export class MigrationSource {
       return;
     }
     // Noted as it is read: whether the destination started the guest decides what a refusal means.
-    if (type === MSG_RUNNING) this.running ??= decodeJson<RunningMessage>(payload, "RUNNING");
+    if (type === MSG_RUNNING) {
+      this.running ??= decodeJson<RunningMessage>(payload, "RUNNING");
+      this.keepGuestOnBadStream();
+    }
     const waiter = this.waiters.get(type);
     if (!waiter) {
       if (type === MSG_RUNNING) return; // post-copy: nobody waits for it
@@ -605,6 +609,16 @@ export class MigrationSource {
     }
   }
 
+  /**
+   * Once the guest runs on the destination in post-copy, a stream that
+   * fails to decode is a broken connection (a pause), not a refusal: the
+   * guest lives on there, and a resume sends again whatever was lost.
+   */
+  private keepGuestOnBadStream(): void {
+    if (this.running === null || this.status === "completed" || !this.channels) return;
+    for (const channel of Object.values(this.channels)) channel.refusesBadStream = false;
+  }
+
   private broken(reason: Error, from: ChannelName): void {
     // Before RUNNING, the return path decides between a refusal and a break.
     if (this.beforeRunning() && from !== "return" && reason instanceof ConnectionLost) return;
@@ -613,7 +627,8 @@ export class MigrationSource {
     const error =
       this.refusal !== null
         ? new MigrationError(`the destination refused the migration: ${this.refusal}`, true)
-        : reason instanceof ConnectionLost
+        : reason instanceof ConnectionLost ||
+            (reason instanceof MigrationProtocolError && this.running !== null)
           ? new ConnectionBroken(reason.message)
           : new MigrationError(reason.message);
     this.fail(error);

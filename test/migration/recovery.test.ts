@@ -124,4 +124,45 @@ describe("post-copy recovery", () => {
       assert.equal(run.destination.event("result")!.verified, true);
     },
   );
+
+  test(
+    "a corrupt frame once the guest runs on the destination: dropped, not refused; resumed: same checksums",
+    { timeout: 90_000 },
+    async () => {
+      const control = join(tmpdir(), `faultline-test-${process.pid}-${Date.now()}-bad.sock`);
+      let proxy: TcpProxy | null = null;
+      // Past the switchover (about 7 KB for 64 MiB), among the pushed pages.
+      const at = 200_000 + Math.floor(Math.random() * 2_000_000);
+      const run = await migrateLocally({
+        cli: CLI,
+        vmArgs: vmArgs({ mem: "64M" }),
+        listenArgs: ["--verify"],
+        sendArgs: ["--mode", "postcopy", "--warmup", "50", "--control", control],
+        route: async (port) => {
+          proxy = await TcpProxy.start({ host: "127.0.0.1", port });
+          proxy.injectFault({ channel: "main", at, kind: "corrupt" });
+          return { host: "127.0.0.1", port: proxy.port };
+        },
+        during: async (source) => {
+          await source.waitFor("paused", 20_000);
+          await resumeSource(control, proxy!.port);
+        },
+        timeoutMs: 80_000,
+      });
+      (proxy as TcpProxy | null)?.close();
+      assert.equal(run.destinationCode, 0, run.destination.stderr);
+      assert.equal(run.sourceCode, 0, run.source.stderr);
+      const notes = run.destination.events
+        .filter((e) => e.event === "note")
+        .map((e) => String(e.text))
+        .join("\n");
+      assert.match(
+        notes,
+        /post-copy paused \(main channel corrupt: .*; the connection is dropped\)/,
+      );
+      const stats = run.source.event("result")!.stats as { recoveries: number };
+      assert.equal(stats.recoveries, 1, `byte ${at}`);
+      assert.equal(run.destination.event("result")!.verified, true);
+    },
+  );
 });
