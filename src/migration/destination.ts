@@ -284,7 +284,12 @@ export class MigrationDestination {
       if (reason instanceof MigrationProtocolError) {
         this.fail(new MigrationError(`incoming migration refused: ${why}`, true), why);
       } else {
-        this.fail(new MigrationError(`incoming migration failed here: ${why}`));
+        // Said too: a source left to think the network broke would wait
+        // for a resume that cannot come.
+        this.fail(
+          new MigrationError(`incoming migration failed here: ${why}`),
+          `it failed: ${why}`,
+        );
       }
       return;
     }

@@ -7,11 +7,12 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { migrateLocally, MigrationProcess } from "../../src/migration/local-pair.js";
 import { FrameDecoder } from "../../src/migration/wire/frame-decoder.js";
-import { encodeJson, encodeSections } from "../../src/migration/wire/messages.js";
+import { encodeJson, encodeSections, PageBatchWriter } from "../../src/migration/wire/messages.js";
 import { PageBitmap } from "../../src/migration/page-bitmap.js";
 import {
   HDR_VERSION,
   MSG_HELLO,
+  MSG_PAGES,
   MSG_REFUSE,
   MSG_SETUP,
   MSG_SETUP_ACK,
@@ -20,6 +21,8 @@ import {
 import { type StreamFault, TcpProxy } from "../support/tcp-proxy.js";
 import { CLI, vmArgs } from "./support.js";
 import { DIRTIER_GUEST } from "../../src/migration/machine/migratable-vm.js";
+import { DEFAULT_IO_EVERY } from "../../src/migration/machine/dirtier.js";
+import { MigrationDestination } from "../../src/migration/destination.js";
 
 /**
  * The destination refuses what it cannot trust or load, with a clear
@@ -313,6 +316,42 @@ describe("a migration the destination refuses", () => {
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
+    },
+  );
+
+  test(
+    "a destination that fails on its own says why on every channel, so the source does not wait for it",
+    { timeout: 30_000 },
+    async () => {
+      const destination = await MigrationDestination.listen({
+        host: "127.0.0.1",
+        port: 0,
+        spec: {
+          memBytes: 16 << 20,
+          vcpus: 4,
+          backing: "guest_memfd",
+          pageSize: 4096,
+          iterations: 6000,
+          storesPerIteration: 256,
+          ioEvery: DEFAULT_IO_EVERY,
+        },
+        faultMechanism: "userfault",
+      });
+      const result = destination.run();
+      result.catch(() => undefined);
+      // A failure of this side's own (not of the stream): it cannot install a page.
+      (destination as unknown as { placePrecopy: () => void }).placePrecopy = () => {
+        throw new Error("out of host memory");
+      };
+      const sockets = await setUpByHand(destination.port);
+      const received = Promise.all(sockets.map(framesUntilClose));
+      const batch = new PageBatchWriter(1);
+      batch.addZeroPage(3);
+      sockets[0].write(batch.take(MSG_PAGES));
+      // The main channel failed first; the other two carry the reason.
+      const [, returnPath, preempt] = await received;
+      assert.deepEqual([returnPath, preempt], [[MSG_REFUSE], [MSG_REFUSE]]);
+      await assert.rejects(result, /incoming migration failed here: .*out of host memory/);
     },
   );
 });
