@@ -142,6 +142,28 @@ export class Channel {
     });
   }
 
+  /**
+   * Queue a frame given as pieces (PageViewBatchWriter's), written as one
+   * writev; `written` runs once the socket is done with all of them.
+   */
+  sendPieces(pieces: readonly Buffer[], written?: () => void): boolean {
+    if (this.closed) return false;
+    this.unflushed++;
+    this.socket.cork();
+    const last = pieces.length - 1;
+    for (let i = 0; i < last; i++) {
+      this.bytesSent += pieces[i].length;
+      this.socket.write(pieces[i]);
+    }
+    this.bytesSent += pieces[last].length;
+    const below = this.socket.write(pieces[last], () => {
+      written?.();
+      if (--this.unflushed === 0) this.flushed();
+    });
+    this.socket.uncork();
+    return below;
+  }
+
   private flushed(): void {
     const waiters = this.flushWaiters;
     this.flushWaiters = [];

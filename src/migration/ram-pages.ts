@@ -6,7 +6,8 @@ import type { GuestRamShare } from "../vmm/guest-ram.js";
 
 /**
  * Guest RAM page by page, as migration moves it: read a page into an
- * outgoing batch and install a received one, with one copy each way (and
+ * outgoing batch (or hand out a view of it, for RAM that no longer
+ * changes) and install a received one, with one copy each way (and
  * one small view per copy: Node 20's Buffer.copy makes a Uint8Array for a
  * sub-range, and so would subarray; no buffer is allocated). A guest_memfd
  * or shmem RAM is reached through its file's page cache (as QEMU reads
@@ -41,6 +42,18 @@ export class RamPages {
     const from = HostMemory.offsetOf(pfn);
     this.chunks[HostMemory.chunkOf(pfn)].copy(out, at, from, from + PAGE_SIZE);
     return true;
+  }
+
+  /**
+   * Page `index` where it lies in host memory (a view, no copy), or null
+   * for a page never touched. The view shows whatever the page holds when
+   * it is read, so it is for RAM that no longer changes.
+   */
+  view(index: number): Buffer | null {
+    const pfn = this.pfn(index);
+    if (pfn === 0) return null;
+    const from = HostMemory.offsetOf(pfn);
+    return this.chunks[HostMemory.chunkOf(pfn)].subarray(from, from + PAGE_SIZE);
   }
 
   /** Write page `index` from `data` (4 KiB at `at`), allocating it if needed. */

@@ -35,6 +35,7 @@ import {
   encodeJson,
   encodeSections,
   PageBatchWriter,
+  PageViewBatchWriter,
 } from "./wire/messages.js";
 
 export interface SourceOptions {
@@ -115,14 +116,18 @@ export class MigrationSource {
   /** Pages the destination does not hold valid yet (to send in this phase). */
   private readonly needed: PageBitmap;
   private readonly dirtyLog: DirtyLog;
-  private readonly preemptBatch = new PageBatchWriter();
   private readonly mainBatch = new PageBatchWriter();
   /**
-   * Post-copy pushes go in smaller frames: a page request is answered
-   * between two frames, and each frame is copied, checksummed and installed
-   * in one go on either side, so its size bounds how long a request waits.
+   * Post-copy pages go out as views of the source's RAM, not copies: its
+   * vCPUs are stopped for good once the switchover went out in post-copy.
    */
-  private readonly pushBatch = new PageBatchWriter(16);
+  private readonly preemptBatch = new PageViewBatchWriter();
+  /**
+   * Post-copy pushes go in smaller frames: a page request is answered
+   * between two frames, and each frame is checksummed and installed in one
+   * go on either side, so its size bounds how long a request waits.
+   */
+  private readonly pushBatch = new PageViewBatchWriter(16);
   private readonly migrationId: string;
   private cursor = 0;
   private switchoverFrame: Buffer | null = null;
@@ -403,10 +408,10 @@ export class MigrationSource {
       if (page < 0) break;
       this.cursor = page + 1;
       this.needed.clear(page);
-      this.addPage(this.pushBatch, page);
+      this.addPageView(this.pushBatch, page);
       this.postcopyPages++;
       if (this.pushBatch.full) {
-        this.sendBatch(main, this.pushBatch);
+        main.sendPieces(this.pushBatch.take(MSG_PAGES));
         // Let requests in between batches: they must not wait behind the pusher.
         if (++sinceYield >= 1) {
           sinceYield = 0;
@@ -414,7 +419,7 @@ export class MigrationSource {
         }
       }
     }
-    if (this.pushBatch.count > 0) this.sendBatch(main, this.pushBatch);
+    if (this.pushBatch.count > 0) main.sendPieces(this.pushBatch.take(MSG_PAGES));
     this.progress();
   }
 
@@ -432,12 +437,12 @@ export class MigrationSource {
         this.needed.clear(page);
         this.postcopyPages++;
       }
-      this.addPage(this.preemptBatch, page);
-      if (this.preemptBatch.full) this.sendBatch(preempt, this.preemptBatch);
+      this.addPageView(this.preemptBatch, page);
+      if (this.preemptBatch.full) preempt.sendPieces(this.preemptBatch.take(MSG_PAGES));
       // The pusher goes on from here: the guest is likely to want the neighbours next.
       this.cursor = page + 1;
     }
-    if (this.preemptBatch.count > 0) this.sendBatch(preempt, this.preemptBatch);
+    if (this.preemptBatch.count > 0) preempt.sendPieces(this.preemptBatch.take(MSG_PAGES));
   }
 
   // ------------------------------------------------------------------ pages
@@ -450,6 +455,13 @@ export class MigrationSource {
 
   private addPage(batch: PageBatchWriter, page: number): void {
     if (this.vm.pages.copyOut(page, batch.nextDataSlot())) batch.addPage(page);
+    else batch.addZeroPage(page);
+    this.pagesSent++;
+  }
+
+  private addPageView(batch: PageViewBatchWriter, page: number): void {
+    const data = this.vm.pages.view(page);
+    if (data) batch.addPage(page, data);
     else batch.addZeroPage(page);
     this.pagesSent++;
   }

@@ -28,6 +28,7 @@ import {
   encodeSections,
   forEachPage,
   PageBatchWriter,
+  PageViewBatchWriter,
 } from "../../src/migration/wire/messages.js";
 
 /**
@@ -173,6 +174,40 @@ describe("migration wire protocol", () => {
       assert.deepEqual(frames[64].payload, large.subarray(FRAME_HEADER_BYTES));
       assert.deepEqual(decodeJson(frames[65].payload, "setup"), { last: true });
     }
+  });
+
+  test("a frame of page views is the frame a copying writer builds, byte for byte", () => {
+    const ram = Buffer.alloc(3 * PAGE_SIZE);
+    for (let i = 0; i < ram.length; i++) ram[i] = (i * 7 + (i >> 12)) & 0xff;
+    const page = (n: number) => ram.subarray(n * PAGE_SIZE, (n + 1) * PAGE_SIZE);
+    const views = new PageViewBatchWriter(4);
+    const copies = new PageBatchWriter(4);
+    for (const [index, data] of [
+      [9, page(2)],
+      [4, null],
+      [0x7fff_fffe, page(0)],
+      [5, page(1)],
+    ] as const) {
+      if (data) {
+        views.addPage(index, data);
+        data.copy(copies.nextDataSlot());
+        copies.addPage(index);
+      } else {
+        views.addZeroPage(index);
+        copies.addZeroPage(index);
+      }
+    }
+    assert.ok(views.full);
+    const pieces = views.take(MSG_PAGES);
+    assert.equal(pieces.length, 5, "header, three pages where they lie, index");
+    assert.ok(pieces[1].buffer === ram.buffer, "the page is sent from where it lies");
+    assert.deepEqual(Buffer.concat(pieces), copies.take(MSG_PAGES));
+    assert.equal(views.count, 0);
+    views.addZeroPage(1);
+    const [frame] = decodeAll(Buffer.concat(views.take(MSG_PAGES)), [7]);
+    const seen: number[] = [];
+    forEachPage(frame.payload, (index, _payload, at) => seen.push(index, at));
+    assert.deepEqual(seen, [1, -1]);
   });
 
   test("sections round-trip, and malformed payloads are refused", () => {

@@ -17,16 +17,26 @@ import {
  * straight into the buffer the socket sends). Returns the frame.
  */
 export function sealFrame(frame: Buffer, type: number, payloadBytes: number): Buffer {
+  const end = FRAME_HEADER_BYTES + payloadBytes;
+  writeFrameHeader(frame, type, payloadBytes, crc32(frame.subarray(FRAME_HEADER_BYTES, end)));
+  return frame.subarray(0, end);
+}
+
+/** Write a frame's header at the start of `header`, for a payload of this length and CRC-32. */
+export function writeFrameHeader(
+  header: Buffer,
+  type: number,
+  payloadBytes: number,
+  crc: number,
+): void {
   if (payloadBytes > MAX_FRAME_PAYLOAD) {
     throw new RangeError(`frame payload of ${payloadBytes} bytes exceeds ${MAX_FRAME_PAYLOAD}`);
   }
-  const end = FRAME_HEADER_BYTES + payloadBytes;
-  frame.writeUInt32LE(MIGRATION_MAGIC, HDR_MAGIC);
-  frame.writeUInt16LE(MIGRATION_VERSION, HDR_VERSION);
-  frame.writeUInt16LE(type, HDR_TYPE);
-  frame.writeUInt32LE(payloadBytes, HDR_LENGTH);
-  frame.writeUInt32LE(crc32(frame.subarray(FRAME_HEADER_BYTES, end)), HDR_CRC);
-  return frame.subarray(0, end);
+  header.writeUInt32LE(MIGRATION_MAGIC, HDR_MAGIC);
+  header.writeUInt16LE(MIGRATION_VERSION, HDR_VERSION);
+  header.writeUInt16LE(type, HDR_TYPE);
+  header.writeUInt32LE(payloadBytes, HDR_LENGTH);
+  header.writeUInt32LE(crc, HDR_CRC);
 }
 
 /** A whole frame around a payload (for small control messages). */

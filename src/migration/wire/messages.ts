@@ -1,5 +1,6 @@
+import { crc32 } from "node:zlib";
 import { PAGE_SIZE } from "../../host/host-memory.js";
-import { encodeFrame, sealFrame } from "./frame.js";
+import { encodeFrame, sealFrame, writeFrameHeader } from "./frame.js";
 import { FRAME_HEADER_BYTES, MAX_FRAME_PAYLOAD, MigrationProtocolError } from "./format.js";
 
 /**
@@ -95,6 +96,55 @@ export class PageBatchWriter {
     this.count = 0;
     this.dataPages = 0;
     return sealed;
+  }
+}
+
+/**
+ * Builds PAGES frames (the layout PageBatchWriter writes) without copying
+ * the pages: a frame goes out as pieces, its header with the count, a view
+ * of each data page where it lies, then the index, and its checksum is
+ * taken over the pieces in order. Only for memory that stays as it is
+ * until the socket has written it: the source's RAM once its vCPUs
+ * stopped for good, in post-copy.
+ */
+export class PageViewBatchWriter {
+  private readonly views: Buffer[] = [];
+  private readonly indexes: Uint32Array;
+  count = 0;
+
+  constructor(readonly capacity = PAGES_PER_BATCH) {
+    this.indexes = new Uint32Array(capacity);
+  }
+
+  get full(): boolean {
+    return this.count === this.capacity;
+  }
+
+  /** A data page: `data` is its 4 KiB, sent from where it lies. */
+  addPage(index: number, data: Buffer): void {
+    this.indexes[this.count++] = index;
+    this.views.push(data);
+  }
+
+  addZeroPage(index: number): void {
+    this.indexes[this.count++] = (index | PAGE_ZERO) >>> 0;
+  }
+
+  /** The finished frame (of `type`) as the pieces to write in order; the writer starts afresh. */
+  take(type: number): Buffer[] {
+    const head = Buffer.allocUnsafe(FRAME_HEADER_BYTES + 4);
+    const index = Buffer.allocUnsafe(4 * this.count);
+    head.writeUInt32LE(this.count, FRAME_HEADER_BYTES);
+    for (let i = 0; i < this.count; i++) index.writeUInt32LE(this.indexes[i], 4 * i);
+    let crc = crc32(head.subarray(FRAME_HEADER_BYTES));
+    for (const view of this.views) crc = crc32(view, crc);
+    crc = crc32(index, crc);
+    const payloadBytes = 4 + this.views.length * PAGE_SIZE + index.length;
+    writeFrameHeader(head, type, payloadBytes, crc);
+    const pieces = [head, ...this.views, index];
+    this.views.length = 0;
+    this.count = 0;
+    return pieces;
   }
 }
 
