@@ -38,7 +38,7 @@ export function readIntoBuffers(
   const first = buffer();
   fields[kBuffer] = first;
   fields[kBufferGen] = buffer;
-  fields[kBufferCb] = (bytes: number) => callback(bytes);
+  fields[kBufferCb] = callback;
   handle.useUserBuffer(first);
   return true;
 }

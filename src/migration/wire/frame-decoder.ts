@@ -75,13 +75,15 @@ export class FrameDecoder {
 
   /** `n` bytes were read into the last readBuffer(): calls `onFrame` for each frame they complete. */
   received(n: number, onFrame: FrameHandler): void {
-    if (this.failed) throw this.failed;
     const arena = this.arena!;
     this.arenaEnd += n;
     try {
+      if (this.failed) throw this.failed;
       this.arenaStart += this.decodeFrames(arena.subarray(this.arenaStart, this.arenaEnd), onFrame);
     } catch (error) {
       if (error instanceof MigrationProtocolError) this.failed = error;
+      // What still comes is dropped: every read finds room at the start.
+      this.arenaStart = this.arenaEnd = 0;
       throw error;
     }
     this.buffered = this.arenaEnd - this.arenaStart;
