@@ -7,7 +7,7 @@ import {
   migrateLocally,
   MigrationProcess,
 } from "../../src/migration/local-pair.js";
-import { TcpProxy } from "../support/tcp-proxy.js";
+import { type StreamFault, TcpProxy } from "../support/tcp-proxy.js";
 import { CLI, vmArgs } from "./support.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -23,6 +23,42 @@ async function resumeSource(control: string, port: number): Promise<void> {
     `127.0.0.1:${port}`,
   ]);
   assert.equal(await resume.exited, 0, resume.stderr);
+}
+
+/**
+ * A post-copy of 64 MiB through a proxy that strikes `fault`; the source
+ * pauses once and is resumed, and both ends finish, the guest verified.
+ * Returns the destination's notes.
+ */
+async function resumedOnceAfter(fault: StreamFault): Promise<string> {
+  const control = join(tmpdir(), `faultline-test-${process.pid}-${Date.now()}-once.sock`);
+  let proxy: TcpProxy | null = null;
+  const run = await migrateLocally({
+    cli: CLI,
+    vmArgs: vmArgs({ mem: "64M" }),
+    listenArgs: ["--verify"],
+    sendArgs: ["--mode", "postcopy", "--warmup", "50", "--control", control],
+    route: async (port) => {
+      proxy = await TcpProxy.start({ host: "127.0.0.1", port });
+      proxy.injectFault(fault);
+      return { host: "127.0.0.1", port: proxy.port };
+    },
+    during: async (source) => {
+      await source.waitFor("paused", 20_000);
+      await resumeSource(control, proxy!.port);
+    },
+    timeoutMs: 80_000,
+  });
+  (proxy as TcpProxy | null)?.close();
+  assert.equal(run.destinationCode, 0, run.destination.stderr);
+  assert.equal(run.sourceCode, 0, run.source.stderr);
+  const stats = run.source.event("result")!.stats as { recoveries: number };
+  assert.equal(stats.recoveries, 1);
+  assert.equal(run.destination.event("result")!.verified, true);
+  return run.destination.events
+    .filter((e) => e.event === "note")
+    .map((e) => String(e.text))
+    .join("\n");
 }
 
 /**
@@ -90,38 +126,11 @@ describe("post-copy recovery", () => {
     "a break while the switchover is on its way: the destination waits, the resumed source sends it again",
     { timeout: 90_000 },
     async () => {
-      const control = join(tmpdir(), `faultline-test-${process.pid}-${Date.now()}-gap.sock`);
-      let proxy: TcpProxy | null = null;
-      const run = await migrateLocally({
-        cli: CLI,
-        vmArgs: vmArgs({ mem: "64M" }),
-        listenArgs: ["--verify"],
-        sendArgs: ["--mode", "postcopy", "--warmup", "50", "--control", control],
-        route: async (port) => {
-          proxy = await TcpProxy.start({ host: "127.0.0.1", port });
-          // Past HELLO and SETUP, inside the SWITCHOVER (its page bitmap alone is 2 KiB):
-          // the source has sent it and stopped its guest, the destination never sees it.
-          proxy.injectFault({ channel: "main", at: 1500, kind: "cut" });
-          return { host: "127.0.0.1", port: proxy.port };
-        },
-        during: async (source) => {
-          await source.waitFor("paused", 20_000);
-          await resumeSource(control, proxy!.port);
-        },
-        timeoutMs: 80_000,
-      });
-      (proxy as TcpProxy | null)?.close();
-      assert.equal(run.destinationCode, 0, run.destination.stderr);
-      assert.equal(run.sourceCode, 0, run.source.stderr);
-      const notes = run.destination.events
-        .filter((e) => e.event === "note")
-        .map((e) => String(e.text))
-        .join("\n");
+      // Past HELLO and SETUP, inside the SWITCHOVER (its page bitmap alone is 2 KiB):
+      // the source has sent it and stopped its guest, the destination never sees it.
+      const notes = await resumedOnceAfter({ channel: "main", at: 1500, kind: "cut" });
       assert.match(notes, /before the switchover arrived\); waiting for the source/);
       assert.match(notes, /resumed before the switchover arrived/);
-      const stats = run.source.event("result")!.stats as { recoveries: number };
-      assert.equal(stats.recoveries, 1);
-      assert.equal(run.destination.event("result")!.verified, true);
     },
   );
 
@@ -129,40 +138,14 @@ describe("post-copy recovery", () => {
     "a corrupt frame once the guest runs on the destination: dropped, not refused; resumed: same checksums",
     { timeout: 90_000 },
     async () => {
-      const control = join(tmpdir(), `faultline-test-${process.pid}-${Date.now()}-bad.sock`);
-      let proxy: TcpProxy | null = null;
       // Past the switchover (about 7 KB for 64 MiB), among the pushed pages.
       const at = 200_000 + Math.floor(Math.random() * 2_000_000);
-      const run = await migrateLocally({
-        cli: CLI,
-        vmArgs: vmArgs({ mem: "64M" }),
-        listenArgs: ["--verify"],
-        sendArgs: ["--mode", "postcopy", "--warmup", "50", "--control", control],
-        route: async (port) => {
-          proxy = await TcpProxy.start({ host: "127.0.0.1", port });
-          proxy.injectFault({ channel: "main", at, kind: "corrupt" });
-          return { host: "127.0.0.1", port: proxy.port };
-        },
-        during: async (source) => {
-          await source.waitFor("paused", 20_000);
-          await resumeSource(control, proxy!.port);
-        },
-        timeoutMs: 80_000,
-      });
-      (proxy as TcpProxy | null)?.close();
-      assert.equal(run.destinationCode, 0, run.destination.stderr);
-      assert.equal(run.sourceCode, 0, run.source.stderr);
-      const notes = run.destination.events
-        .filter((e) => e.event === "note")
-        .map((e) => String(e.text))
-        .join("\n");
+      const notes = await resumedOnceAfter({ channel: "main", at, kind: "corrupt" });
       assert.match(
         notes,
         /post-copy paused \(main channel corrupt: .*; the connection is dropped\)/,
+        `byte ${at}`,
       );
-      const stats = run.source.event("result")!.stats as { recoveries: number };
-      assert.equal(stats.recoveries, 1, `byte ${at}`);
-      assert.equal(run.destination.event("result")!.verified, true);
     },
   );
 });
