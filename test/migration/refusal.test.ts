@@ -336,6 +336,8 @@ describe("a migration the destination refuses", () => {
           ioEvery: DEFAULT_IO_EVERY,
         },
         faultMechanism: "userfault",
+        // Should the test fail before the destination does, it gives up soon after.
+        resumeTimeoutMs: 1000,
       });
       const result = destination.run();
       result.catch(() => undefined);
@@ -344,13 +346,17 @@ describe("a migration the destination refuses", () => {
         throw new Error("out of host memory");
       };
       const sockets = await setUpByHand(destination.port);
-      const received = Promise.all(sockets.map(framesUntilClose));
-      const batch = new PageBatchWriter(1);
-      batch.addZeroPage(3);
-      sockets[0].write(batch.take(MSG_PAGES));
-      // The main channel failed first; the other two carry the reason.
-      const [, returnPath, preempt] = await received;
-      assert.deepEqual([returnPath, preempt], [[MSG_REFUSE], [MSG_REFUSE]]);
+      try {
+        const received = Promise.all(sockets.map(framesUntilClose));
+        const batch = new PageBatchWriter(1);
+        batch.addZeroPage(3);
+        sockets[0].write(batch.take(MSG_PAGES));
+        // The main channel failed first; the other two carry the reason.
+        const [, returnPath, preempt] = await received;
+        assert.deepEqual([returnPath, preempt], [[MSG_REFUSE], [MSG_REFUSE]]);
+      } finally {
+        for (const socket of sockets) socket.destroy();
+      }
       await assert.rejects(result, /incoming migration failed here: .*out of host memory/);
     },
   );
