@@ -238,10 +238,12 @@ export class MigrationDestination {
         // The source saw the connection break before this side did.
         this.pause("the source reconnected");
       }
-      if (this.status !== "postcopy-paused" && this.status !== "postcopy-recover") {
+      // Every page came before the source lost the connection: it missed only POSTCOPY_DONE.
+      const finished = this.status === "completed" && this.memory !== null;
+      if (!finished && this.status !== "postcopy-paused" && this.status !== "postcopy-recover") {
         return refuse(`migration ${hello.migration} is ${this.status}, not paused`);
       }
-      this.status = "postcopy-recover";
+      if (!finished) this.status = "postcopy-recover";
       this.resuming = true;
     }
     const existing = this.channels[hello.channel];
@@ -638,6 +640,11 @@ export class MigrationDestination {
       "return",
       encodeSections(MSG_RESUME, [Buffer.from(JSON.stringify(info)), received.toBytes()]),
     );
+    if (this.status === "completed") {
+      this.send("return", encodeJson(MSG_POSTCOPY_DONE, {}));
+      this.options.onNote?.("the source came back after post-copy completed: told it so");
+      return;
+    }
     if (outstanding.length > 0) {
       this.send("return", encodePageList(MSG_PAGE_REQUEST, outstanding, outstanding.length));
     }

@@ -148,4 +148,20 @@ describe("post-copy recovery", () => {
       );
     },
   );
+
+  test(
+    "a corrupt page request on its way to the source: dropped there, not refused; resumed: same checksums",
+    { timeout: 90_000 },
+    async () => {
+      // Past SETUP_ACK and RUNNING (under 100 bytes), among the page requests.
+      const at = 200 + Math.floor(Math.random() * 1000);
+      const notes = await resumedOnceAfter({
+        channel: "return",
+        direction: "to-source",
+        at,
+        kind: "corrupt",
+      });
+      assert.match(notes, /post-copy paused .*waiting for the source to resume/, `byte ${at}`);
+    },
+  );
 });

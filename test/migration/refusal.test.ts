@@ -166,7 +166,7 @@ describe("a migration the destination refuses", () => {
       assert.equal(await destination.exited, 1);
       assert.match(
         String(destination.event("error")?.message),
-        /refused: .*peer speaks migration protocol version 7, this faultline speaks version 2/,
+        /refused: .*peer speaks migration protocol version 7, this faultline speaks version 3/,
       );
     } finally {
       destination.kill();

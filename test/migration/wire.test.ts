@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { crc32 } from "node:zlib";
 import { PAGE_SIZE } from "../../src/host/host-memory.js";
 import {
   configDifferences,
@@ -10,7 +11,9 @@ import { encodeFrame } from "../../src/migration/wire/frame.js";
 import { FrameDecoder } from "../../src/migration/wire/frame-decoder.js";
 import {
   FRAME_HEADER_BYTES,
+  HDR_HEADER_CRC,
   HDR_LENGTH,
+  HDR_TYPE,
   HDR_VERSION,
   MAX_FRAME_PAYLOAD,
   MigrationProtocolError,
@@ -71,6 +74,12 @@ function decodeAll(
   );
   decoder.end();
   return frames;
+}
+
+/** A header edited by hand, given the checksum a sender would have written for it. */
+function resealHeader(frame: Buffer): Buffer {
+  frame.writeUInt32LE(crc32(frame.subarray(0, HDR_HEADER_CRC)), HDR_HEADER_CRC);
+  return frame;
 }
 
 function pageBatch(): Buffer {
@@ -245,8 +254,19 @@ describe("migration wire protocol", () => {
       /bad frame magic .*\(not a faultline migration stream/,
     );
     const unknown = Buffer.from(good);
-    unknown.writeUInt16LE(999, 6);
-    refuses(unknown, /unknown message type 999/);
+    unknown.writeUInt16LE(999, HDR_TYPE);
+    refuses(resealHeader(unknown), /unknown message type 999/);
+  });
+
+  test("a corrupt header is refused from the header alone, its length never believed", () => {
+    // A flipped bit in the length: believed, it would have the receiver
+    // wait for 64 KiB more that may never come.
+    const frame = Buffer.from(encodeJson(MSG_SETUP, { x: 1 }));
+    frame[HDR_LENGTH + 2] ^= 0x01;
+    refuses(frame.subarray(0, FRAME_HEADER_BYTES), /corrupt: frame header checksum mismatch/);
+    const header = Buffer.from(frame.subarray(0, FRAME_HEADER_BYTES));
+    header[HDR_HEADER_CRC] ^= 0x80;
+    refuses(header, /corrupt: frame header checksum mismatch/);
   });
 
   test("a recycled PAGES frame's buffer carries the next batch, sealed afresh", () => {
@@ -280,13 +300,13 @@ describe("migration wire protocol", () => {
   test("a wrong version is named as such", () => {
     const frame = Buffer.from(encodeFrame(MSG_SETUP));
     frame.writeUInt16LE(7, HDR_VERSION);
-    refuses(frame, /peer speaks migration protocol version 7, this faultline speaks version 2/);
+    refuses(frame, /peer speaks migration protocol version 7, this faultline speaks version 3/);
   });
 
   test("an oversized frame is refused from its header, before its payload arrives", () => {
     const frame = Buffer.from(encodeFrame(MSG_PAGES));
     frame.writeUInt32LE(MAX_FRAME_PAYLOAD + 1, HDR_LENGTH);
-    refuses(frame, /exceeds the \d+-byte limit/);
+    refuses(resealHeader(frame), /exceeds the \d+-byte limit/);
   });
 
   test("a stream that ends inside a frame is truncated", () => {

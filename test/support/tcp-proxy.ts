@@ -9,8 +9,10 @@ import { createConnection, createServer, type Server, type Socket } from "node:n
 export interface StreamFault {
   /** Which connection: the one whose HELLO names this channel. */
   channel: "main" | "return" | "preempt";
-  /** Source-to-destination byte offset at which the fault strikes. */
+  /** The byte offset, in the direction it strikes, at which the fault strikes. */
   at: number;
+  /** Which way: the bytes the source sends (the default), or those it receives. */
+  direction?: "to-destination" | "to-source";
   /**
    * corrupt: flip a byte there; truncate: end the stream there; cut: drop
    * the data that holds that byte and break every connection, as a network
@@ -52,7 +54,7 @@ export class TcpProxy {
     const upstream = createConnection(this.target);
     const pair: [Socket, Socket] = [client, upstream];
     this.pairs.add(pair);
-    let forwarded = 0;
+    // The fault, once this connection's HELLO shows it is the channel named.
     let fault: StreamFault | null = null;
     let first = true;
     client.on("data", (chunk: Buffer) => {
@@ -64,33 +66,9 @@ export class TcpProxy {
           this.fault = null;
         }
       }
-      if (fault && forwarded + chunk.length > fault.at) {
-        const offset = fault.at - forwarded;
-        if (fault.kind === "cut") {
-          fault = null;
-          forwarded = Infinity;
-          this.cutAll();
-          return;
-        }
-        if (fault.kind === "corrupt") {
-          const copy = Buffer.from(chunk);
-          copy[offset] ^= 0x5a;
-          fault = null;
-          forwarded += chunk.length;
-          upstream.write(copy);
-          return;
-        }
-        upstream.end(chunk.subarray(0, offset));
-        client.pause();
-        fault = null;
-        forwarded = Infinity;
-        return;
-      }
-      if (forwarded === Infinity) return;
-      forwarded += chunk.length;
-      upstream.write(chunk);
     });
-    upstream.on("data", (chunk: Buffer) => client.write(chunk));
+    this.forward(client, upstream, () => (fault?.direction !== "to-source" ? fault : null));
+    this.forward(upstream, client, () => (fault?.direction === "to-source" ? fault : null));
     const close = () => {
       client.destroy();
       upstream.destroy();
@@ -102,6 +80,38 @@ export class TcpProxy {
     upstream.on("error", close);
     client.on("close", close);
     upstream.on("close", close);
+  }
+
+  /** Copy `from` to `to`, striking the fault `faultOf()` gives for this direction once. */
+  private forward(from: Socket, to: Socket, faultOf: () => StreamFault | null): void {
+    let forwarded = 0;
+    let struck = false;
+    from.on("data", (chunk: Buffer) => {
+      if (forwarded === Infinity) return;
+      const fault = struck ? null : faultOf();
+      if (fault && forwarded + chunk.length > fault.at) {
+        struck = true;
+        const offset = fault.at - forwarded;
+        if (fault.kind === "cut") {
+          forwarded = Infinity;
+          this.cutAll();
+          return;
+        }
+        if (fault.kind === "corrupt") {
+          const copy = Buffer.from(chunk);
+          copy[offset] ^= 0x5a;
+          forwarded += chunk.length;
+          to.write(copy);
+          return;
+        }
+        to.end(chunk.subarray(0, offset));
+        from.pause();
+        forwarded = Infinity;
+        return;
+      }
+      forwarded += chunk.length;
+      to.write(chunk);
+    });
   }
 
   /** Break every connection now, as a failing network would (both ends see a reset). */

@@ -1,5 +1,5 @@
 /**
- * The migration stream's framing: every message is one frame, a 16-byte
+ * The migration stream's framing: every message is one frame, a 20-byte
  * header then its payload.
  *
  *   0  u32  magic "FLMG"
@@ -7,17 +7,20 @@
  *   6  u16  message type
  *   8  u32  payload length (at most MAX_FRAME_PAYLOAD)
  *  12  u32  CRC-32 of the payload
+ *  16  u32  CRC-32 of bytes 0-15
  *
  * Little-endian throughout. The magic and the version come first in every
  * frame, not only at the start, so a stream that loses sync, a peer of
  * another version and a stream that is not faultline's at all are each
- * named as such by the first frame that shows it.
+ * named as such by the first frame that shows it. The header has its own
+ * checksum so that a corrupt length is caught at once: trusted, it would
+ * have the receiver wait for bytes that may never come.
  */
 
 export const MIGRATION_MAGIC = 0x474d_4c46; // "FLMG" read as little-endian bytes
-/** 2: the switchover carries device state (UART, virtio-blk). */
-export const MIGRATION_VERSION = 2;
-export const FRAME_HEADER_BYTES = 16;
+/** 2: the switchover carries device state (UART, virtio-blk). 3: the header's own checksum. */
+export const MIGRATION_VERSION = 3;
+export const FRAME_HEADER_BYTES = 20;
 /** Large enough for a batch of pages with its index, small enough that a corrupt length is caught. */
 export const MAX_FRAME_PAYLOAD = 8 << 20;
 
@@ -26,6 +29,7 @@ export const HDR_VERSION = 4;
 export const HDR_TYPE = 6;
 export const HDR_LENGTH = 8;
 export const HDR_CRC = 12;
+export const HDR_HEADER_CRC = 16;
 
 /** Message types (QEMU's MIG_CMD_* / RAM_SAVE_FLAG_* play these roles). */
 export const MSG_HELLO = 1; // first frame on every connection: which channel, which migration

@@ -2,6 +2,7 @@ import { crc32 } from "node:zlib";
 import {
   FRAME_HEADER_BYTES,
   HDR_CRC,
+  HDR_HEADER_CRC,
   HDR_LENGTH,
   HDR_MAGIC,
   HDR_TYPE,
@@ -166,6 +167,14 @@ export class FrameDecoder {
       throw new MigrationProtocolError(
         `${this.what}: peer speaks migration protocol version ${version}, ` +
           `this faultline speaks version ${MIGRATION_VERSION}`,
+      );
+    }
+    // Before anything else in the header is believed (its length above all).
+    if (
+      crc32(header.subarray(at, at + HDR_HEADER_CRC)) !== header.readUInt32LE(at + HDR_HEADER_CRC)
+    ) {
+      throw new MigrationProtocolError(
+        `${this.what} corrupt: frame header checksum mismatch at byte ${this.bytesDecoded}`,
       );
     }
     const type = header.readUInt16LE(at + HDR_TYPE);

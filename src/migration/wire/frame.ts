@@ -2,6 +2,7 @@ import { crc32 } from "node:zlib";
 import {
   FRAME_HEADER_BYTES,
   HDR_CRC,
+  HDR_HEADER_CRC,
   HDR_LENGTH,
   HDR_MAGIC,
   HDR_TYPE,
@@ -37,6 +38,7 @@ export function writeFrameHeader(
   header.writeUInt16LE(type, HDR_TYPE);
   header.writeUInt32LE(payloadBytes, HDR_LENGTH);
   header.writeUInt32LE(crc, HDR_CRC);
+  header.writeUInt32LE(crc32(header.subarray(0, HDR_HEADER_CRC)), HDR_HEADER_CRC);
 }
 
 /** A whole frame around a payload (for small control messages). */
