@@ -3,13 +3,13 @@ import { createConnection, createServer, type Server, type Socket } from "node:n
 /**
  * A TCP proxy on loopback between a migration source and its destination,
  * so that a test can break the connections (as a network failure would),
- * or corrupt or cut short the main stream at a chosen byte, without either
- * end knowing.
+ * or corrupt or cut short a stream, either way, at a chosen byte, without
+ * either end knowing.
  */
 export interface StreamFault {
   /** Which connection: the one whose HELLO names this channel. */
   channel: "main" | "return" | "preempt";
-  /** The byte offset, in the direction it strikes, at which the fault strikes. */
+  /** Where it strikes: a byte offset in the bytes of its direction on that connection. */
   at: number;
   /** Which way: the bytes the source sends (the default), or those it receives. */
   direction?: "to-destination" | "to-source";
