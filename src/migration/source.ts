@@ -141,6 +141,7 @@ export class MigrationSource {
   private recoveries = 0;
   private round = 0;
   private running: RunningMessage | null = null;
+  private postcopyDone = false;
   /** The destination's refusal, once one came. */
   private refusal: string | null = null;
   /** It refused after the switchover but before it started a vCPU: the guest is whole here. */
@@ -338,7 +339,10 @@ export class MigrationSource {
 
   private async postcopy(): Promise<void> {
     for (;;) {
-      const done = this.waitFor(MSG_POSTCOPY_DONE);
+      // A destination that completed while the connection was down says so right behind RESUME.
+      const done = this.postcopyDone
+        ? Promise.resolve(Buffer.alloc(0))
+        : this.waitFor(MSG_POSTCOPY_DONE);
       try {
         await Promise.all([this.push(), done]);
         return;
@@ -545,10 +549,11 @@ export class MigrationSource {
       this.running ??= decodeJson<RunningMessage>(payload, "RUNNING");
       this.keepGuestOnBadStream();
     }
+    if (type === MSG_POSTCOPY_DONE) this.postcopyDone = true;
     const waiter = this.waiters.get(type);
     if (!waiter) {
-      if (type === MSG_RUNNING) return; // post-copy: nobody waits for it
-
+      // Post-copy: nobody waits for RUNNING; POSTCOPY_DONE may come before its waiter (above).
+      if (type === MSG_RUNNING || type === MSG_POSTCOPY_DONE) return;
       throw new MigrationProtocolError(`unexpected ${messageName(type)} from the destination`);
     }
     this.waiters.delete(type);

@@ -25,17 +25,23 @@ async function resumeSource(control: string, port: number): Promise<void> {
   assert.equal(await resume.exited, 0, resume.stderr);
 }
 
+type Completion = (event: MigrationEvent) => boolean;
+
 /**
- * A post-copy of 64 MiB through a proxy that strikes `fault`; the source
- * pauses once and is resumed, and both ends finish, the guest verified.
- * Returns the destination's notes.
+ * A post-copy of 64 MiB through a proxy that strikes `fault` (and breaks
+ * every connection once the destination emits an event `breakWhen`
+ * matches); the source pauses once and is resumed, and both ends finish,
+ * the guest verified. Returns the destination's notes.
  */
-async function resumedOnceAfter(fault: StreamFault): Promise<string> {
+async function resumedOnceAfter(
+  fault: StreamFault,
+  { iterations = 6000, breakWhen }: { iterations?: number; breakWhen?: Completion } = {},
+): Promise<string> {
   const control = join(tmpdir(), `faultline-test-${process.pid}-${Date.now()}-once.sock`);
   let proxy: TcpProxy | null = null;
   const run = await migrateLocally({
     cli: CLI,
-    vmArgs: vmArgs({ mem: "64M" }),
+    vmArgs: vmArgs({ mem: "64M", iterations }),
     listenArgs: ["--verify"],
     sendArgs: ["--mode", "postcopy", "--warmup", "50", "--control", control],
     route: async (port) => {
@@ -43,7 +49,11 @@ async function resumedOnceAfter(fault: StreamFault): Promise<string> {
       proxy.injectFault(fault);
       return { host: "127.0.0.1", port: proxy.port };
     },
-    during: async (source) => {
+    during: async (source, destination) => {
+      if (breakWhen) {
+        while (!destination.events.some(breakWhen)) await sleep(5);
+        proxy!.cutAll();
+      }
       await source.waitFor("paused", 20_000);
       await resumeSource(control, proxy!.port);
     },
@@ -146,6 +156,25 @@ describe("post-copy recovery", () => {
         /post-copy paused \(main channel corrupt: .*; the connection is dropped\)/,
         `byte ${at}`,
       );
+    },
+  );
+
+  test(
+    "the connection lost after post-copy completed, before the source heard it: the resumed source is told so",
+    { timeout: 90_000 },
+    async () => {
+      // Past SETUP_ACK and RUNNING nothing reaches the source on the return
+      // path: the destination completes on pushed pages alone, and its
+      // POSTCOPY_DONE is lost with the connection. Its guest runs on long
+      // enough for the resume to find it.
+      const notes = await resumedOnceAfter(
+        { channel: "return", direction: "to-source", at: 100, kind: "hold" },
+        {
+          iterations: 30_000,
+          breakWhen: (e) => e.event === "progress" && e.status === "completed",
+        },
+      );
+      assert.match(notes, /the source came back after post-copy completed: told it so/);
     },
   );
 

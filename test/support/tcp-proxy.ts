@@ -16,9 +16,11 @@ export interface StreamFault {
   /**
    * corrupt: flip a byte there; truncate: end the stream there; cut: drop
    * the data that holds that byte and break every connection, as a network
-   * failure would (the sender wrote it, the receiver never sees it).
+   * failure would (the sender wrote it, the receiver never sees it); hold:
+   * deliver nothing from there on, the connection left open (a network that
+   * stalls one way; the test cuts it when it likes).
    */
-  kind: "corrupt" | "truncate" | "cut";
+  kind: "corrupt" | "truncate" | "cut" | "hold";
 }
 
 export class TcpProxy {
@@ -95,6 +97,11 @@ export class TcpProxy {
         if (fault.kind === "cut") {
           forwarded = Infinity;
           this.cutAll();
+          return;
+        }
+        if (fault.kind === "hold") {
+          to.write(chunk.subarray(0, offset));
+          forwarded = Infinity;
           return;
         }
         if (fault.kind === "corrupt") {
