@@ -25,7 +25,7 @@ async function resumeSource(control: string, port: number): Promise<void> {
   assert.equal(await resume.exited, 0, resume.stderr);
 }
 
-type Completion = (event: MigrationEvent) => boolean;
+type EventMatch = (event: MigrationEvent) => boolean;
 
 /**
  * A post-copy of 64 MiB through a proxy that strikes `fault` (and breaks
@@ -35,7 +35,7 @@ type Completion = (event: MigrationEvent) => boolean;
  */
 async function resumedOnceAfter(
   fault: StreamFault,
-  { iterations = 6000, breakWhen }: { iterations?: number; breakWhen?: Completion } = {},
+  { iterations = 6000, breakWhen }: { iterations?: number; breakWhen?: EventMatch } = {},
 ): Promise<string> {
   const control = join(tmpdir(), `faultline-test-${process.pid}-${Date.now()}-once.sock`);
   let proxy: TcpProxy | null = null;
@@ -51,7 +51,10 @@ async function resumedOnceAfter(
     },
     during: async (source, destination) => {
       if (breakWhen) {
-        while (!destination.events.some(breakWhen)) await sleep(5);
+        while (!destination.events.some(breakWhen)) {
+          if (destination.child.exitCode !== null) return;
+          await sleep(5);
+        }
         proxy!.cutAll();
       }
       await source.waitFor("paused", 20_000);
