@@ -133,24 +133,18 @@ export class Channel {
    * (written or failed), never if the channel is closed already.
    */
   send(frame: Buffer, written?: () => void): boolean {
-    if (this.closed) return false;
-    this.bytesSent += frame.length;
-    this.unflushed++;
-    return this.socket.write(frame, () => {
-      written?.();
-      if (--this.unflushed === 0) this.flushed();
-    });
+    return this.sendPieces([frame], written);
   }
 
   /**
-   * Queue a frame given as pieces (PageViewBatchWriter's), written as one
-   * writev; `written` runs once the socket is done with all of them.
+   * Queue a frame given as pieces (PageViewBatchWriter's), written in
+   * order as one writev; as `send` otherwise.
    */
   sendPieces(pieces: readonly Buffer[], written?: () => void): boolean {
     if (this.closed) return false;
     this.unflushed++;
-    this.socket.cork();
     const last = pieces.length - 1;
+    if (last > 0) this.socket.cork();
     for (let i = 0; i < last; i++) {
       this.bytesSent += pieces[i].length;
       this.socket.write(pieces[i]);
@@ -160,7 +154,7 @@ export class Channel {
       written?.();
       if (--this.unflushed === 0) this.flushed();
     });
-    this.socket.uncork();
+    if (last > 0) this.socket.uncork();
     return below;
   }
 

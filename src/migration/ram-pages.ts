@@ -37,10 +37,9 @@ export class RamPages {
 
   /** Copy page `index` to `out` at `at`; false (nothing copied) for a page never touched. */
   copyOut(index: number, out: Buffer, at = 0): boolean {
-    const pfn = this.pfn(index);
-    if (pfn === 0) return false;
-    const from = HostMemory.offsetOf(pfn);
-    this.chunks[HostMemory.chunkOf(pfn)].copy(out, at, from, from + PAGE_SIZE);
+    const page = this.view(index);
+    if (page === null) return false;
+    page.copy(out, at);
     return true;
   }
 

@@ -13,6 +13,9 @@ const PHASES: Record<string, string> = {
   completed: "done",
 };
 
+/** vCPU 0's disk read period in the demo: often, so that reads meet post-copy. */
+const IO_EVERY = 16;
+
 /**
  * `faultline demo`: what faultline is for, in a few seconds. A busy guest
  * (four vCPUs writing their memory and a running checksum of it) is
@@ -22,9 +25,6 @@ const PHASES: Record<string, string> = {
  * end the guest's own checksums are compared with what it computes without
  * migration.
  */
-/** vCPU 0's disk read period in the demo: often, so that reads meet post-copy. */
-const IO_EVERY = 16;
-
 export function registerDemoCommand(program: Command): void {
   program
     .command("demo")
