@@ -481,7 +481,15 @@ export class MigrationDestination {
       "SWITCHOVER",
     );
     if (!deviceBytes) throw new MigrationProtocolError("SWITCHOVER without device state");
-    const header = JSON.parse(headerBytes.toString()) as SwitchoverHeader;
+    const header = decodeJson<SwitchoverHeader>(headerBytes, "SWITCHOVER header");
+    const lastProgress = header?.lastProgressWallMs;
+    if (
+      !Array.isArray(lastProgress) ||
+      lastProgress.length !== this.options.spec.vcpus ||
+      !lastProgress.every(Number.isFinite)
+    ) {
+      throw new MigrationProtocolError("SWITCHOVER header without each vCPU's last progress");
+    }
     const needed = PageBitmap.fromBytes(this.pages, neededBytes);
     const saved = decodeVcpuStates(stateBytes, this.options.spec.vcpus);
     const missing = new PageBitmap(this.pages);
@@ -512,7 +520,7 @@ export class MigrationDestination {
       this.status = "postcopy-active";
       this.postcopyStartedAt = performance.now();
       this.postcopyChannels();
-      this.vm.startNow(saved, this.ring);
+      this.vm.startNow(saved, this.ring, lastProgress);
       this.startedAtWallMs = wallNowMs();
       this.startProgress = this.vm.progress();
       this.send("return", encodeJson(MSG_RUNNING, { startedAtWallMs: this.startedAtWallMs }));
@@ -533,7 +541,7 @@ export class MigrationDestination {
       this.releasedCleanPages = clean.count();
       this.receivedPages = this.releasedCleanPages;
     } else {
-      this.vm.startNow(saved, null);
+      this.vm.startNow(saved, null, lastProgress);
       this.startedAtWallMs = wallNowMs();
       this.startProgress = this.vm.progress();
       this.send("return", encodeJson(MSG_RUNNING, { startedAtWallMs: this.startedAtWallMs }));
@@ -679,6 +687,9 @@ export class MigrationDestination {
       this.progressAtPostcopyEnd = this.vm.progress();
       this.send("return", encodeJson(MSG_POSTCOPY_DONE, {}));
     }
+    // Iterations that start from here on (userfault off, page tables
+    // collapsed) stall for this host's reasons, not the migration's.
+    this.vm.closeStallWindow();
     this.status = "completed";
     this.ring.interrupt();
     this.progress();
@@ -742,7 +753,9 @@ export class MigrationDestination {
               vm.firstDoneAt - (this.postcopyEndedAt > 0 ? this.postcopyEndedAt : vm.startedAt),
             )
           : null,
-      maxStallMs: vm.maxStallMs(),
+      switchoverStallMs: vm.firstStallMs(),
+      maxStallMs: Math.max(vm.closedWindowStallMs(), vm.firstStallMs()),
+      maxStallAfterMs: vm.maxStallMs(),
       checksums,
     };
   }

@@ -86,6 +86,8 @@ export interface SwitchoverHeader {
   rounds: number;
   /** KVM_GET_CLOCK with the vCPUs stopped (decimal): guest time goes on from here. */
   clock: string;
+  /** When each vCPU's last iteration ended here (wall-clock ms): the stall across the switchover starts there. */
+  lastProgressWallMs: number[];
 }
 
 export interface RunningMessage {
@@ -172,7 +174,9 @@ export class MigrationSource {
     const startedAt = performance.now();
     const guestRateBefore =
       o.guestRateBefore ?? (this.vm.progress() * 1000) / (startedAt - this.vm.startedAt);
-    this.vm.resetStalls();
+    // Since boot, or since the caller started a window (a warm-up's second half).
+    const maxStallBeforeMs = this.vm.maxStallMs();
+    this.vm.closeStallWindow();
     try {
       await this.connect(false);
     } catch (error) {
@@ -247,6 +251,7 @@ export class MigrationSource {
         stoppedAtWallMs,
         rounds: this.round,
         clock: guestClock.toString(),
+        lastProgressWallMs: this.vm.lastProgressWallMs(),
       };
       this.switchoverNeeded = this.needed.toBytes().slice();
       this.switchoverFrame = encodeSections(MSG_SWITCHOVER, [
@@ -318,6 +323,7 @@ export class MigrationSource {
       recoveries: this.recoveries,
       vcpusRunningAtSwitchover: this.vcpusRunningAtSwitchover,
       guestRateBefore,
+      maxStallBeforeMs,
       maxStallMs: precopyMaxStall,
     };
   }

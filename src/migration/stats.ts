@@ -39,6 +39,9 @@ export interface SourceStats {
   recoveries: number;
   /** The source guest's rate (workload iterations per second) from boot to the start of the migration. */
   guestRateBefore: number;
+  /** The longest stall before the migration (the guest's own on this host, its floor). */
+  maxStallBeforeMs: number;
+  /** The longest stall during pre-copy (the switchover's is the destination's). */
   maxStallMs: number;
 }
 
@@ -62,7 +65,12 @@ export interface DestinationStats {
   releasedCleanPages: number;
   guestRateDuringPostcopy: number | null;
   guestRateAfter: number | null;
+  /** Across the switchover: from a vCPU's last iteration on the source to its first here. */
+  switchoverStallMs: number;
+  /** The longest stall here of an iteration that started before the migration completed, the switchover's included. */
   maxStallMs: number;
+  /** The longest of those that started after it completed (the guest's own on this host). */
+  maxStallAfterMs: number;
   checksums: number[];
 }
 

@@ -24,6 +24,9 @@ const BENCH_MIGRATE_KEYS = [
   "rawTcpBytesPerSecond",
   "guestRate",
   "maxStallMs",
+  "switchoverStallMs",
+  "maxStallBeforeMs",
+  "maxStallAfterMs",
   "checksumVerified",
 ];
 
@@ -71,6 +74,12 @@ describe("the migration commands", () => {
     assert.equal(result.memBytes, 16 * 2 ** 20);
     assert.equal(result.checksumVerified, true);
     assert.ok((result.rawTcpBytesPerSecond as number) > 0);
+    // The guest cannot have seen less than the downtime across the switchover.
+    const stall = (key: string) => result[key] as number;
+    assert.ok((result.vcpusRunningAtSwitchover as number) > 0);
+    assert.ok(stall("switchoverStallMs") >= stall("downtimeMs"), JSON.stringify(result));
+    assert.ok(stall("maxStallMs") >= stall("switchoverStallMs"));
+    assert.ok(stall("maxStallBeforeMs") > 0 && stall("maxStallAfterMs") > 0);
   });
 
   test("bad arguments are refused with the reason", { timeout: 30_000 }, async () => {

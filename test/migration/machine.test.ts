@@ -23,6 +23,7 @@ import {
   MigratableVm,
   type MigratableVmSpec,
 } from "../../src/migration/machine/migratable-vm.js";
+import { VmControl } from "../../src/migration/machine/vm-control.js";
 
 const SPEC: MigratableVmSpec = {
   memBytes: 8 << 20,
@@ -164,5 +165,47 @@ describe("vCPU state as migration carries it", () => {
     assert.equal(b.shared.word(V_HSM_STATE), HSM_STOPPED);
     assert.equal(b.shared.pair(V_STEAL_ADDR), 0x8040_0000n);
     assert.equal(b.shared.word(V_STEAL_ENABLED), 1);
+  });
+});
+
+describe("the guest's stalls as the VM control words measure them", () => {
+  const sleep = (ms: number) => {
+    const until = performance.timeOrigin + performance.now() + ms;
+    while (performance.timeOrigin + performance.now() < until);
+  };
+
+  test("the first gap counts from the given last iteration (on a migration's source)", () => {
+    const control = VmControl.create();
+    const wall = performance.timeOrigin + performance.now();
+    control.progressStarted(0, wall - 50);
+    control.progress(0, 1);
+    assert.ok(control.firstStallMs(0) >= 50);
+    assert.equal(control.maxStallMs(0), control.firstStallMs(0));
+    assert.ok(control.lastProgressWallMs(0) >= wall);
+    sleep(5);
+    control.progress(0, 2);
+    assert.ok(control.firstStallMs(0) >= 50, "later gaps leave the first one alone");
+    assert.equal(control.iterations(0), 2);
+  });
+
+  test("an iteration counts in the window it started in", () => {
+    const control = VmControl.create();
+    control.progressStarted(1);
+    sleep(20);
+    control.progress(1, 1);
+    assert.ok(control.maxStallMs(1) >= 20);
+    sleep(10);
+    // Closed in the middle of an iteration: its 10+ ms go to the closed window.
+    control.closeStallWindow();
+    assert.equal(control.maxStallMs(1), 0);
+    sleep(10);
+    control.progress(1, 2);
+    assert.equal(control.maxStallMs(1), 0);
+    const closed = control.closedWindowStallMs(1);
+    assert.ok(closed >= 20);
+    sleep(30);
+    control.progress(1, 3);
+    assert.ok(control.maxStallMs(1) >= 30);
+    assert.equal(control.closedWindowStallMs(1), closed, "a later iteration is the new window's");
   });
 });

@@ -235,48 +235,59 @@ describe("a migration the destination refuses", () => {
     );
   }
 
-  test(
-    "a switchover whose device state this destination cannot take is refused, before any vCPU starts",
-    { timeout: 30_000 },
-    async () => {
-      const { destination, port } = await listeningDestination([]);
-      try {
-        const sockets = await setUpByHand(port);
-        const needed = new PageBitmap(4096);
-        needed.setAll();
-        const header = {
-          mode: "postcopy",
-          postcopy: true,
-          stoppedAtWallMs: 0,
-          rounds: 0,
-          clock: "0",
-        };
-        const vcpus = Array.from({ length: 4 }, () => ({ done: true, checksum: 0 }));
-        const devices = {
-          uart: { ier: 0, lcr: 3, mcr: 0, scr: 0, dll: 0, dlm: 0, fcr: 0 },
-          blk: { status: 999 },
-        };
-        const closed = framesUntilClose(sockets[1]);
-        sockets[0].write(
-          encodeSections(MSG_SWITCHOVER, [
-            Buffer.from(JSON.stringify(header)),
-            needed.toBytes(),
-            Buffer.from(JSON.stringify(vcpus)),
-            Buffer.from(JSON.stringify(devices)),
-          ]),
-        );
-        // The return path carries the refusal, and no RUNNING before it.
-        assert.deepEqual(await closed, [MSG_REFUSE]);
-        assert.equal(await destination.exited, 1);
-        assert.match(
-          String(destination.event("error")?.message),
-          /refused: device state refused: EINVAL: malformed virtio-blk state/,
-        );
-      } finally {
-        destination.kill();
-      }
+  const switchovers = [
+    {
+      what: "whose device state this destination cannot take",
+      lastProgressWallMs: [0, 0, 0, 0] as number[] | undefined,
+      blk: { status: 999 },
+      error: /refused: device state refused: EINVAL: malformed virtio-blk state/,
     },
-  );
+    {
+      what: "without the vCPUs' last progress",
+      lastProgressWallMs: undefined,
+      blk: {},
+      error: /refused: SWITCHOVER header without each vCPU's last progress/,
+    },
+  ];
+  for (const { what, lastProgressWallMs, blk, error } of switchovers) {
+    test(
+      `a switchover ${what} is refused, before any vCPU starts`,
+      { timeout: 30_000 },
+      async () => {
+        const { destination, port } = await listeningDestination([]);
+        try {
+          const sockets = await setUpByHand(port);
+          const needed = new PageBitmap(4096);
+          needed.setAll();
+          const header = {
+            mode: "postcopy",
+            postcopy: true,
+            stoppedAtWallMs: 0,
+            rounds: 0,
+            clock: "0",
+            lastProgressWallMs,
+          };
+          const vcpus = Array.from({ length: 4 }, () => ({ done: true, checksum: 0 }));
+          const devices = { uart: { ier: 0, lcr: 3, mcr: 0, scr: 0, dll: 0, dlm: 0, fcr: 0 }, blk };
+          const closed = framesUntilClose(sockets[1]);
+          sockets[0].write(
+            encodeSections(MSG_SWITCHOVER, [
+              Buffer.from(JSON.stringify(header)),
+              needed.toBytes(),
+              Buffer.from(JSON.stringify(vcpus)),
+              Buffer.from(JSON.stringify(devices)),
+            ]),
+          );
+          // The return path carries the refusal, and no RUNNING before it.
+          assert.deepEqual(await closed, [MSG_REFUSE]);
+          assert.equal(await destination.exited, 1);
+          assert.match(String(destination.event("error")?.message), error);
+        } finally {
+          destination.kill();
+        }
+      },
+    );
+  }
 
   test(
     "a source with another pre-shared key fails the TLS handshake; its guest runs on",

@@ -236,10 +236,12 @@ async function send(o: SendOptions): Promise<void> {
   const mode: MigrationMode = o.postcopy ? "postcopy" : o.mode;
   const { vm, start } = MigratableVm.boot(spec);
   await vm.start(start);
-  // The guest's rate before migrating, over the second half of the warm-up
-  // (the first half includes its first touches of every page).
+  // The guest's rate and longest stall before migrating, over the second
+  // half of the warm-up (the first half includes its first touches of
+  // every page).
   await new Promise((resolve) => setTimeout(resolve, o.warmup / 2));
   const from = { progress: vm.progress(), at: performance.now() };
+  vm.closeStallWindow();
   await new Promise((resolve) => setTimeout(resolve, o.warmup / 2));
   const guestRateBefore =
     ((vm.progress() - from.progress) * 1000) / Math.max(1, performance.now() - from.at);

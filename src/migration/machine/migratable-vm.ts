@@ -273,8 +273,17 @@ export class MigratableVm {
     restoreVirtioBlkState(this.blk, devices.blk);
   }
 
-  /** Start prepared vCPU threads at once (within the downtime: no await). */
-  startNow(saved: SavedVcpu[], ring: FaultRing | null = null): void {
+  /**
+   * Start prepared vCPU threads at once (within the downtime: no await).
+   * After a migration, `lastProgressWallMs` says when each vCPU's last
+   * iteration ended on the source, so that its first stall here is counted
+   * from there.
+   */
+  startNow(
+    saved: SavedVcpu[],
+    ring: FaultRing | null = null,
+    lastProgressWallMs: number[] | null = null,
+  ): void {
     if (this.workers.length !== this.spec.vcpus) throw new Error("vCPU threads not prepared");
     this.startedAt = performance.now();
     saved.forEach((vcpu, id) => {
@@ -285,7 +294,11 @@ export class MigratableVm {
       }
       // The dirtier counts its iterations in s7 (x23).
       this.control.setIterations(id, Number(savedRegister(vcpu.state, 23) & 0x7fff_ffffn));
-      const start: VcpuStartMessage = { state: vcpu.state, faultRing: ring ? ring.layout : null };
+      const start: VcpuStartMessage = {
+        state: vcpu.state,
+        faultRing: ring ? ring.layout : null,
+        lastProgressWallMs: lastProgressWallMs ? lastProgressWallMs[id] : null,
+      };
       this.workers[id].postMessage(start);
     });
   }
@@ -368,16 +381,39 @@ export class MigratableVm {
     return n;
   }
 
-  /** Start measuring stalls afresh (maxStallMs then covers only what follows). */
-  resetStalls(): void {
-    this.control.resetStalls();
+  /**
+   * Start a new window for measuring stalls: maxStallMs then covers the
+   * iterations that start from now on, closedWindowStallMs those that
+   * started before.
+   */
+  closeStallWindow(): void {
+    this.control.closeStallWindow();
   }
 
-  /** The longest gap between two iterations any vCPU saw since it last started. */
+  /** The longest gap between two iterations any vCPU saw in the current window. */
   maxStallMs(): number {
+    return this.maxOverVcpus((id) => this.control.maxStallMs(id));
+  }
+
+  /** The longest in the window closed last (complete once every vCPU went on). */
+  closedWindowStallMs(): number {
+    return this.maxOverVcpus((id) => this.control.closedWindowStallMs(id));
+  }
+
+  /** The longest first gap of a vCPU since it started (on a destination: across the switchover). */
+  firstStallMs(): number {
+    return this.maxOverVcpus((id) => this.control.firstStallMs(id));
+  }
+
+  private maxOverVcpus(value: (id: number) => number): number {
     let max = 0;
-    for (let id = 0; id < this.spec.vcpus; id++) max = Math.max(max, this.control.maxStallMs(id));
+    for (let id = 0; id < this.spec.vcpus; id++) max = Math.max(max, value(id));
     return max;
+  }
+
+  /** When each vCPU's last iteration ended (wall-clock ms; read with the vCPUs paused). */
+  lastProgressWallMs(): number[] {
+    return Array.from({ length: this.spec.vcpus }, (_, id) => this.control.lastProgressWallMs(id));
   }
 
   async close(): Promise<void> {

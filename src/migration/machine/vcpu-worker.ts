@@ -44,6 +44,8 @@ const WARMUP_ITERATIONS = 2000;
 export interface VcpuStartMessage {
   state: VcpuState;
   faultRing: FaultRingLayout | null;
+  /** When its last iteration ended on a migration's source (wall-clock ms), or null at boot. */
+  lastProgressWallMs: number | null;
 }
 
 export type VcpuWorkerMessage =
@@ -68,7 +70,8 @@ function run(
   const run = vcpu.run;
   const id = data.id;
   restoreVcpuState(vcpu, start.state);
-  control.progressStarted(id);
+  // After a migration, the first gap spans the switchover as the guest saw it.
+  control.progressStarted(id, start.lastProgressWallMs ?? undefined);
   for (;;) {
     let fault: ErrnoError | null;
     try {
