@@ -17,6 +17,12 @@ export interface MigrationConfig {
   faultMechanism: FaultMechanism;
   /** Identifies the guest program, so that state is never loaded into another one. */
   guest: string;
+  /**
+   * The guest program's parameters. They travel in its RAM, but the
+   * destination checks the guest's checksums against its own, so both ends
+   * must have been given the same.
+   */
+  workload: string;
 }
 
 export const MIGRATION_MODES: readonly MigrationMode[] = ["precopy", "postcopy", "hybrid"];
@@ -29,6 +35,7 @@ const KEYS: (keyof MigrationConfig)[] = [
   "backing",
   "faultMechanism",
   "guest",
+  "workload",
 ];
 
 /** Every difference between the two configurations, as readable lines; empty when compatible. */

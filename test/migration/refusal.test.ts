@@ -21,7 +21,7 @@ import {
 import { type StreamFault, TcpProxy } from "../support/tcp-proxy.js";
 import { CLI, vmArgs } from "./support.js";
 import { DIRTIER_GUEST } from "../../src/migration/machine/migratable-vm.js";
-import { DEFAULT_IO_EVERY } from "../../src/migration/machine/dirtier.js";
+import { DEFAULT_IO_EVERY, dirtierWorkload } from "../../src/migration/machine/dirtier.js";
 import { MigrationDestination } from "../../src/migration/destination.js";
 
 /**
@@ -101,6 +101,11 @@ async function setUpByHand(port: number): Promise<Socket[]> {
     backing: "guest_memfd",
     faultMechanism: "userfault",
     guest: DIRTIER_GUEST,
+    workload: dirtierWorkload({
+      iterations: 6000,
+      storesPerIteration: 256,
+      ioEvery: DEFAULT_IO_EVERY,
+    }),
   };
   sockets[0].write(encodeJson(MSG_SETUP, { config, mode: "postcopy", pages: 4096 }));
   await new Promise<void>((resolve) => {
@@ -114,10 +119,15 @@ async function setUpByHand(port: number): Promise<Socket[]> {
 
 describe("a migration the destination refuses", () => {
   test("an incompatible configuration, each difference named", { timeout: 60_000 }, async () => {
-    const errors = await refusedPrecopy({ listen: ["--vcpus", "3", "--backing", "shmem"] });
+    const errors = await refusedPrecopy({
+      listen: ["--vcpus", "3", "--backing", "shmem", "--io-every", "7"],
+    });
     assert.match(
       errors.destination,
-      /refused: incompatible configuration: vcpus: source 4, destination 3; backing: source "guest_memfd", destination "shmem"/,
+      new RegExp(
+        'refused: incompatible configuration: vcpus: source 4, destination 3; backing: source "guest_memfd", destination "shmem"; ' +
+          'workload: source "6000 iterations of 256 stores, a disk read every 256", destination "6000 iterations of 256 stores, a disk read every 7"',
+      ),
     );
     assert.match(
       errors.source,

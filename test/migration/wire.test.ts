@@ -327,6 +327,7 @@ describe("migration wire protocol", () => {
       backing: "guest_memfd",
       faultMechanism: "userfault",
       guest: "dirtier",
+      workload: "10 iterations of 32 stores, a disk read every 256",
     };
     assert.deepEqual(configDifferences(a, { ...a }), []);
     assert.deepEqual(configDifferences(a, { ...a, memBytes: 32 << 20, vcpus: 4 }), [

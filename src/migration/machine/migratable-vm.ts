@@ -30,6 +30,7 @@ import {
   DIRTIER_DISK_PAGES,
   type DirtierParams,
   dirtierDisk,
+  dirtierWorkload,
   fillInitialPattern,
   loadDirtier,
 } from "./dirtier.js";
@@ -153,6 +154,7 @@ export class MigratableVm {
       backing: this.spec.backing,
       faultMechanism,
       guest: DIRTIER_GUEST,
+      workload: dirtierWorkload(this.spec),
     };
   }
 
