@@ -50,6 +50,14 @@ export interface SourceOptions {
   convergedPages?: number;
   /** precopy: stop and copy after this many rounds even if not converged (default 30). */
   maxRounds?: number;
+  /**
+   * Post-copy: for this many ms after it starts (default 200; 0: none) the
+   * background pusher sends at most 100 MB/s. Right after the switchover
+   * every vCPU faults on nearly every access; a bulk stream at full rate
+   * from the first moment takes the cores those faults need, and the
+   * guest's first iterations stall the longest (BENCHMARKS.md, run G).
+   */
+  postcopySlowStartMs?: number;
   /** TLS with a pre-shared key, or plain TCP (loopback only). */
   transport?: Transport;
   /** The guest's rate before the migration, as the caller measured it (default: since boot). */
@@ -78,6 +86,15 @@ const VERDICT_WAIT_MS = 5000;
 
 /** Bytes the main stream may hold queued in this process before the pusher waits. */
 const MAIN_BACKLOG_BYTES = 1 << 20;
+
+/** Pages in a post-copy push frame. */
+const PUSH_BATCH_PAGES = 16;
+
+/**
+ * The pusher's rate during its slow start (see `postcopySlowStartMs`):
+ * 100 MB/s, about a tenth of what it sends at full rate here.
+ */
+const SLOW_START_BYTES_PER_MS = 100_000;
 
 export interface SwitchoverHeader {
   mode: MigrationMode;
@@ -129,7 +146,7 @@ export class MigrationSource {
    * between two frames, and each frame is checksummed and installed in one
    * go on either side, so its size bounds how long a request waits.
    */
-  private readonly pushBatch = new PageViewBatchWriter(16);
+  private readonly pushBatch = new PageViewBatchWriter(PUSH_BATCH_PAGES);
   private readonly migrationId: string;
   private cursor = 0;
   private switchoverFrame: Buffer | null = null;
@@ -406,12 +423,13 @@ export class MigrationSource {
   /** The background pusher: every needed page on the main stream, from near the last request on. */
   private async push(): Promise<void> {
     const main = this.channel("main");
-    let sinceYield = 0;
+    const startedAt = performance.now();
+    const slowStartEnd = startedAt + (this.options.postcopySlowStartMs ?? 200);
+    let pushedBytes = 0;
     for (;;) {
       if (main.isClosed) throw new ConnectionBroken("main channel closed");
       if (main.backlog > MAIN_BACKLOG_BYTES) {
         await main.drained();
-        sinceYield = 0;
         continue;
       }
       const page = this.needed.nextSet(this.cursor);
@@ -422,9 +440,13 @@ export class MigrationSource {
       this.postcopyPages++;
       if (this.pushBatch.full) {
         main.sendPieces(this.pushBatch.take(MSG_PAGES));
-        // Let requests in between batches: they must not wait behind the pusher.
-        if (++sinceYield >= 1) {
-          sinceYield = 0;
+        pushedBytes += PUSH_BATCH_PAGES * PAGE_SIZE;
+        const now = performance.now();
+        const ahead = startedAt + pushedBytes / SLOW_START_BYTES_PER_MS - now;
+        if (now < slowStartEnd && ahead >= 1) {
+          await new Promise<void>((resolve) => setTimeout(resolve, ahead));
+        } else {
+          // Let requests in between batches: they must not wait behind the pusher.
           await new Promise<void>((resolve) => setImmediate(resolve));
         }
       }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { describe, test } from "node:test";
 import { promisify } from "node:util";
+import type { BenchMigrateResult } from "../../src/cli/commands/bench-migrate.js";
 import { CLI } from "./support.js";
 
 const run = promisify(execFile);
@@ -81,6 +82,38 @@ describe("the migration commands", () => {
     assert.ok(stall("maxStallMs") >= stall("switchoverStallMs"));
     assert.ok(stall("maxStallBeforeMs") > 0 && stall("maxStallAfterMs") > 0);
   });
+
+  test(
+    "--postcopy-slow-start caps the pusher at 100 MB/s for as long as it says",
+    { timeout: 90_000 },
+    async () => {
+      const { stdout } = await run(
+        process.execPath,
+        [
+          CLI,
+          "bench",
+          "migrate",
+          "--mem",
+          "64M",
+          "--vcpus",
+          "2",
+          "--seconds",
+          "3",
+          "--warmup",
+          "200",
+          "--postcopy-slow-start",
+          "60000",
+          "--json",
+        ],
+        { timeout: 80_000 },
+      );
+      const result = JSON.parse(stdout) as BenchMigrateResult;
+      assert.equal(result.postcopySlowStartMs, 60_000);
+      assert.equal(result.checksumVerified, true);
+      // 100 MB/s pushed, plus the pages the two vCPUs' faults brought on the preempt channel.
+      assert.ok(result.throughputBytesPerSecond < 160e6, `${result.throughputBytesPerSecond} B/s`);
+    },
+  );
 
   test("bad arguments are refused with the reason", { timeout: 30_000 }, async () => {
     await assert.rejects(

@@ -28,6 +28,7 @@ interface BenchMigrateOptions {
   warmup: number;
   seconds: number;
   maxRounds: number;
+  postcopySlowStart: number;
   prealloc?: boolean;
   json?: boolean;
 }
@@ -38,6 +39,8 @@ export interface BenchMigrateResult {
   faultMechanism: string;
   /** The destination allocated and committed its RAM before listening. */
   prealloc: boolean;
+  /** How long the post-copy pusher started at 100 MB/s (ms). */
+  postcopySlowStartMs: number;
   memBytes: number;
   vcpus: number;
   totalTimeMs: number;
@@ -99,7 +102,16 @@ export async function runMigrationBenchmark(
     cli: FAULTLINE_CLI,
     vmArgs,
     listenArgs: ["--verify", ...(o.prealloc ? ["--prealloc"] : [])],
-    sendArgs: ["--mode", o.mode, "--warmup", String(o.warmup), "--max-rounds", String(o.maxRounds)],
+    sendArgs: [
+      "--mode",
+      o.mode,
+      "--warmup",
+      String(o.warmup),
+      "--max-rounds",
+      String(o.maxRounds),
+      "--postcopy-slow-start",
+      String(o.postcopySlowStart),
+    ],
     onEvent,
     timeoutMs: 600_000,
   });
@@ -117,6 +129,7 @@ export async function runMigrationBenchmark(
     mode: o.mode,
     faultMechanism: o.faultMechanism,
     prealloc: o.prealloc === true,
+    postcopySlowStartMs: o.postcopySlowStart,
     memBytes: o.mem,
     vcpus: o.vcpus,
     totalTimeMs: s.totalTimeMs,
@@ -227,6 +240,12 @@ export function registerBenchMigrateCommand(bench: Command): void {
       "precopy: stop and copy after this many rounds (a guest dirtying this fast never converges)",
       positiveInteger,
       3,
+    )
+    .option(
+      "--postcopy-slow-start <ms>",
+      "post-copy: the pusher sends at most 100 MB/s this long first (0: full rate at once)",
+      nonNegativeInteger,
+      200,
     )
     .option(
       "--prealloc",

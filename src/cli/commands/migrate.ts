@@ -215,6 +215,7 @@ interface SendOptions extends VmOptions {
   warmup: number;
   hybridRounds: number;
   maxRounds: number;
+  postcopySlowStart: number;
   control?: string;
   resume?: boolean;
   verify?: boolean;
@@ -252,6 +253,7 @@ async function send(o: SendOptions): Promise<void> {
     mode,
     hybridRounds: o.hybridRounds,
     maxRounds: o.maxRounds,
+    postcopySlowStartMs: o.postcopySlowStart,
     transport: transportOf(o),
     guestRateBefore,
     onProgress: (p) => (o.events ? emit({ event: "progress", ...p }) : bar?.update(p)),
@@ -360,6 +362,12 @@ export function registerMigrateCommands(program: Command): void {
         "precopy: stop and copy after this many rounds even if not converged",
         positiveInteger,
         30,
+      )
+      .option(
+        "--postcopy-slow-start <ms>",
+        "post-copy: the background pusher sends at most 100 MB/s this long, so that the guest's first faults go first (0: full rate at once)",
+        nonNegativeInteger,
+        200,
       )
       .option("--control <path>", "Unix socket where a paused migration waits for --resume")
       .option("--resume", "tell the paused source at --control to reconnect to --to and finish")

@@ -331,11 +331,6 @@ export function fillInitialPattern(buffer: Uint8Array, firstPage: number): void 
   }
 }
 
-/**
- * What the guest computes, natively: every vCPU's checksum. One vCPU's region
- * at a time in a dense array of its words (with a bitmap of those written),
- * so a 1 GiB guest costs 256 MiB per vCPU at most, once.
- */
 /** The parameters a migration's two ends must agree on, in words. */
 export function dirtierWorkload(
   p: Pick<DirtierParams, "iterations" | "storesPerIteration" | "ioEvery">,
@@ -343,6 +338,11 @@ export function dirtierWorkload(
   return `${p.iterations} iterations of ${p.storesPerIteration} stores, a disk read every ${p.ioEvery}`;
 }
 
+/**
+ * What the guest computes, natively: every vCPU's checksum. One vCPU's region
+ * at a time in a dense array of its words (with a bitmap of those written),
+ * so a 1 GiB guest costs 256 MiB per vCPU at most, once.
+ */
 export function expectedChecksums(p: DirtierParams): number[] {
   const pages = regionPages(p);
   const words = pages * 1024;
