@@ -72,14 +72,27 @@ export class PageBitmap {
     this.words.set(other.words);
   }
 
+  /** Whether any page is set (stops at the first). */
+  any(): boolean {
+    for (let i = 0; i < this.words.length; i++) if (this.words[i] !== 0) return true;
+    return false;
+  }
+
+  /** Pages set in neither this bitmap nor `other`, in one pass (no bitmap allocated). */
+  countNeither(other: PageBitmap): number {
+    let n = 0;
+    const last = this.words.length - 1;
+    for (let i = 0; i <= last; i++) {
+      let v = ~(this.words[i] | other.words[i]);
+      if (i === last) v &= this.tailMask();
+      n += popcount32(v);
+    }
+    return n;
+  }
+
   count(): number {
     let n = 0;
-    for (let i = 0; i < this.words.length; i++) {
-      let v = this.words[i];
-      v -= (v >>> 1) & 0x5555_5555;
-      v = (v & 0x3333_3333) + ((v >>> 2) & 0x3333_3333);
-      n += (Math.imul((v + (v >>> 4)) & 0x0f0f_0f0f, 0x0101_0101) >>> 24) & 0xff;
-    }
+    for (let i = 0; i < this.words.length; i++) n += popcount32(this.words[i]);
     return n;
   }
 
@@ -119,4 +132,10 @@ export class PageBitmap {
     }
     if (start >= 0) visit(start, this.pages - start);
   }
+}
+
+function popcount32(word: number): number {
+  let v = word - ((word >>> 1) & 0x5555_5555);
+  v = (v & 0x3333_3333) + ((v >>> 2) & 0x3333_3333);
+  return (Math.imul((v + (v >>> 4)) & 0x0f0f_0f0f, 0x0101_0101) >>> 24) & 0xff;
 }

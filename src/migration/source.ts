@@ -261,7 +261,7 @@ export class MigrationSource {
       const guestClock = this.vm.vm.getClock();
       this.dirtyLog.sync(this.needed, false);
       if (o.mode === "precopy") await this.sendNeeded(this.channel("main"));
-      postcopy = this.needed.count() > 0;
+      postcopy = this.needed.any();
       const header: SwitchoverHeader = {
         mode: o.mode,
         postcopy,

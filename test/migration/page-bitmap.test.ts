@@ -45,4 +45,18 @@ describe("PageBitmap", () => {
     back.andNot(other);
     assert.deepEqual([back.test(0), back.test(9), back.test(11)], [true, false, true]);
   });
+
+  test("any, and the pages set in neither of two bitmaps (the tail not counted)", () => {
+    const a = new PageBitmap(70);
+    const b = new PageBitmap(70);
+    assert.equal(a.any(), false);
+    assert.equal(a.countNeither(b), 70);
+    a.set(69);
+    assert.equal(a.any(), true);
+    for (let p = 0; p < 40; p++) b.set(p);
+    b.set(50);
+    assert.equal(a.countNeither(b), 70 - 40 - 2);
+    a.setAll();
+    assert.equal(a.countNeither(b), 0);
+  });
 });
