@@ -51,11 +51,12 @@ export interface SourceOptions {
   /** precopy: stop and copy after this many rounds even if not converged (default 30). */
   maxRounds?: number;
   /**
-   * Post-copy: for this many ms after it starts (default 200; 0: none) the
-   * background pusher sends at most 100 MB/s. Right after the switchover
-   * every vCPU faults on nearly every access; a bulk stream at full rate
-   * from the first moment takes the cores those faults need, and the
-   * guest's first iterations stall the longest (BENCHMARKS.md, run G).
+   * Post-copy: for this many ms after it starts, and again after each
+   * resume (default 200; 0: none), the background pusher sends at most
+   * 100 MB/s. Right after the switchover every vCPU faults on nearly
+   * every access; a bulk stream at full rate from the first moment takes
+   * the cores those faults need, and the guest's first iterations stall
+   * the longest (BENCHMARKS.md, run G).
    */
   postcopySlowStartMs?: number;
   /** TLS with a pre-shared key, or plain TCP (loopback only). */
