@@ -2,6 +2,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { createServer as createTlsServer } from "node:tls";
 import { PAGE_SIZE } from "../host/host-memory.js";
 import { Channel, CHANNEL_NAMES, type ChannelName, ConnectionLost } from "./channel.js";
+import { collectGarbageNow } from "./collect-garbage.js";
 import {
   configDifferences,
   configProblems,
@@ -397,6 +398,8 @@ export class MigrationDestination {
         // Every page before it is installed: the source may stop the vCPUs
         // without a backlog of pages ahead of its switchover.
         const { round } = decodeJson<{ round: number }>(payload, "ROUND_END");
+        // The source waits for this before it stops the vCPUs: collect now, not in the downtime.
+        collectGarbageNow();
         this.send("return", encodeJson(MSG_ROUND_ACK, { round }));
         this.progress();
         return;
@@ -453,6 +456,8 @@ export class MigrationDestination {
     }
     this.mode = mode;
     this.status = "active";
+    // In post-copy the switchover follows at once: collect now, not in the downtime.
+    collectGarbageNow();
     this.send("return", encodeJson(MSG_SETUP_ACK, {}));
   }
 

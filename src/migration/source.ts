@@ -2,6 +2,7 @@ import { PAGE_SIZE } from "../host/host-memory.js";
 import { type Channel, type ChannelName, ConnectionLost } from "./channel.js";
 import type { MigrationConfig, MigrationMode } from "./config.js";
 import { type Channels, closeChannels, connectChannels } from "./connect.js";
+import { collectGarbageNow } from "./collect-garbage.js";
 import { DirtyLog } from "./dirty-log.js";
 import { checkTransport, type Transport } from "./transport.js";
 import { encodeVcpuStates, type MigratableVm } from "./machine/migratable-vm.js";
@@ -250,7 +251,9 @@ export class MigrationSource {
         // final read of the log, inside the downtime, then covers only an instant.
         this.dirtyLog.sync(this.needed);
       }
-      // Switchover: stop the vCPUs and devices, the final dirty bitmap, their state.
+      // Switchover: stop the vCPUs and devices, the final dirty bitmap, their
+      // state. Garbage is collected first, while the guest still runs.
+      collectGarbageNow();
       this.status = "device";
       precopyMaxStall = this.vm.maxStallMs();
       const saved = await this.vm.pause();
