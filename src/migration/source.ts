@@ -243,6 +243,9 @@ export class MigrationSource {
           previous = dirty;
         }
       }
+      // Garbage collected while the guest still runs, not inside the downtime
+      // (and before the last harvest of the dirty log, which should be recent).
+      collectGarbageNow();
       if (this.round > 0) {
         // Let the destination catch up first: pages still queued ahead of
         // the switchover would be installed inside the downtime.
@@ -251,9 +254,7 @@ export class MigrationSource {
         // final read of the log, inside the downtime, then covers only an instant.
         this.dirtyLog.sync(this.needed);
       }
-      // Switchover: stop the vCPUs and devices, the final dirty bitmap, their
-      // state. Garbage is collected first, while the guest still runs.
-      collectGarbageNow();
+      // Switchover: stop the vCPUs and devices, the final dirty bitmap, their state.
       this.status = "device";
       precopyMaxStall = this.vm.maxStallMs();
       const saved = await this.vm.pause();
