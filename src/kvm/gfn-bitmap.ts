@@ -112,22 +112,33 @@ export class GfnBitmap {
     return true;
   }
 
-  /** Call `visit` for every set bit in [gfn, gfn + count), in order. */
+  /**
+   * Call `visit` for every set bit in [gfn, gfn + count), in order: one load
+   * per word and one step per set bit (a dirty log read walks a whole
+   * memslot, with the vCPUs stopped for the last one).
+   */
   forEachSet(gfn: number, count: number, visit: (gfn: number) => void): void {
     let g = gfn;
     const end = gfn + count;
     while (g < end) {
-      if (this.wordOf(g) < 0) {
-        g = Math.min(end, (Math.floor(g / LEAF_BITS) + 1) * LEAF_BITS);
+      const leafEnd = Math.min(end, (Math.floor(g / LEAF_BITS) + 1) * LEAF_BITS);
+      let word = this.wordOf(g);
+      if (word < 0) {
+        g = leafEnd;
         continue;
       }
-      const value = Atomics.load(this.wordsOf(g), this.wordOf(g));
-      if (value === 0 && (g & 31) === 0) {
-        g += 32;
-        continue;
+      const words = this.wordsOf(g);
+      while (g < leafEnd) {
+        const base = g - (g & 31);
+        let bits = Atomics.load(words, word++) & (-1 << (g & 31));
+        if (leafEnd - base < 32) bits &= (1 << (leafEnd - base)) - 1;
+        while (bits !== 0) {
+          const low = bits & -bits;
+          visit(base + 31 - Math.clz32(low));
+          bits ^= low;
+        }
+        g = base + 32;
       }
-      if (value & (1 << (g & 31))) visit(g);
-      g++;
     }
   }
 }
