@@ -97,6 +97,8 @@ const PUSH_BATCH_PAGES = 16;
  * 100 MB/s, about a tenth of what it sends at full rate here.
  */
 const SLOW_START_BYTES_PER_MS = 100_000;
+/** How long the slow start lasts unless told otherwise (ms). */
+export const DEFAULT_POSTCOPY_SLOW_START_MS = 200;
 
 export interface SwitchoverHeader {
   mode: MigrationMode;
@@ -429,7 +431,8 @@ export class MigrationSource {
   private async push(): Promise<void> {
     const main = this.channel("main");
     const startedAt = performance.now();
-    const slowStartEnd = startedAt + (this.options.postcopySlowStartMs ?? 200);
+    const slowStartEnd =
+      startedAt + (this.options.postcopySlowStartMs ?? DEFAULT_POSTCOPY_SLOW_START_MS);
     let pushedBytes = 0;
     for (;;) {
       if (main.isClosed) throw new ConnectionBroken("main channel closed");
@@ -447,8 +450,9 @@ export class MigrationSource {
         main.sendPieces(this.pushBatch.take(MSG_PAGES));
         pushedBytes += PUSH_BATCH_PAGES * PAGE_SIZE;
         const now = performance.now();
-        const ahead = startedAt + pushedBytes / SLOW_START_BYTES_PER_MS - now;
-        if (now < slowStartEnd && ahead >= 1) {
+        const ahead =
+          now < slowStartEnd ? startedAt + pushedBytes / SLOW_START_BYTES_PER_MS - now : 0;
+        if (ahead >= 1) {
           await new Promise<void>((resolve) => setTimeout(resolve, ahead));
         } else {
           // Let requests in between batches: they must not wait behind the pusher.

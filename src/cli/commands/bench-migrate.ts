@@ -6,6 +6,7 @@ import { type MigrationEvent, migrateLocally } from "../../migration/local-pair.
 import { DEFAULT_IO_EVERY } from "../../migration/machine/dirtier.js";
 import { MigratableVm } from "../../migration/machine/migratable-vm.js";
 import { measureRawTcp } from "../../migration/raw-tcp.js";
+import { DEFAULT_POSTCOPY_SLOW_START_MS } from "../../migration/source.js";
 import type { DestinationStats, SourceStats } from "../../migration/stats.js";
 import { parsePageSize, parseSize } from "../sizes.js";
 import { nonNegativeInteger, positiveInteger } from "../numbers.js";
@@ -245,7 +246,7 @@ export function registerBenchMigrateCommand(bench: Command): void {
       "--postcopy-slow-start <ms>",
       "post-copy: the pusher sends at most 100 MB/s this long first (0: full rate at once)",
       nonNegativeInteger,
-      200,
+      DEFAULT_POSTCOPY_SLOW_START_MS,
     )
     .option(
       "--prealloc",

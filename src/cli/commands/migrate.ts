@@ -13,7 +13,11 @@ import { DEFAULT_IO_EVERY, expectedChecksums } from "../../migration/machine/dir
 import { MigratableVm, type MigratableVmSpec } from "../../migration/machine/migratable-vm.js";
 import { requestResume, serveResumeControl } from "../../migration/resume-control.js";
 import { readPskFile, type Transport } from "../../migration/transport.js";
-import { MigrationError, MigrationSource } from "../../migration/source.js";
+import {
+  DEFAULT_POSTCOPY_SLOW_START_MS,
+  MigrationError,
+  MigrationSource,
+} from "../../migration/source.js";
 import type { MigrationProgress } from "../../migration/stats.js";
 import type { RamBacking } from "../../vmm/guest-ram.js";
 import { parsePageSize, parseSize } from "../sizes.js";
@@ -367,7 +371,7 @@ export function registerMigrateCommands(program: Command): void {
         "--postcopy-slow-start <ms>",
         "post-copy: the background pusher sends at most 100 MB/s this long, so that the guest's first faults go first (0: full rate at once)",
         nonNegativeInteger,
-        200,
+        DEFAULT_POSTCOPY_SLOW_START_MS,
       )
       .option("--control <path>", "Unix socket where a paused migration waits for --resume")
       .option("--resume", "tell the paused source at --control to reconnect to --to and finish")
