@@ -34,6 +34,7 @@ import {
 import {
   messageName,
   MigrationProtocolError,
+  StreamTruncated,
   MSG_COMPLETE,
   MSG_HELLO,
   MSG_PAGE_REQUEST,
@@ -114,6 +115,8 @@ export class MigrationDestination {
   private switchedOver = false;
   /** The mode SETUP named (null before it). */
   private mode: MigrationMode | null = null;
+  /** Acknowledged the pre-copy round that the source said its switchover follows. */
+  private lastRoundAcknowledged = false;
   /** Fails the migration if a source that may have sent its switchover does not come back. */
   private resumeTimer: NodeJS.Timeout | null = null;
   private startedAtWallMs = 0;
@@ -239,8 +242,8 @@ export class MigrationDestination {
         // The source saw the connection break before this side did.
         this.pause("the source reconnected");
       }
-      // Every page came before the source lost the connection: it missed only POSTCOPY_DONE.
-      const finished = this.status === "completed" && this.memory !== null;
+      // The guest runs here (in post-copy, on every page): the source missed only RUNNING or POSTCOPY_DONE.
+      const finished = this.status === "completed" && this.switchedOver;
       if (!finished && this.status !== "postcopy-paused" && this.status !== "postcopy-recover") {
         return refuse(`migration ${hello.migration} is ${this.status}, not paused`);
       }
@@ -280,7 +283,10 @@ export class MigrationDestination {
       this.pause(`${why}; the connection is dropped`);
       return;
     }
-    if (reason !== null && !(reason instanceof ConnectionLost)) {
+    // A stream cut short may be the network breaking, not a bad peer.
+    const lost =
+      reason === null || reason instanceof ConnectionLost || reason instanceof StreamTruncated;
+    if (!lost || (reason instanceof StreamTruncated && !this.mayHaveSwitchover())) {
       // A bad stream, or this side failed handling a message: never a pause,
       // never a hang. A refusal goes out on every channel, so that the
       // source, whichever socket it reads first, learns why.
@@ -319,22 +325,19 @@ export class MigrationDestination {
       }, timeoutMs);
       return;
     }
-    if (reason instanceof MigrationProtocolError) {
-      this.fail(new MigrationError(`incoming migration refused: ${reason.message}`, true));
-    } else {
-      this.fail(new MigrationError(`incoming migration failed: ${why}`));
-    }
+    this.fail(new MigrationError(`incoming migration failed: ${why}`));
   }
 
   /**
-   * Set up for post-copy or hybrid and not switched over: a break now may
-   * have cut the switchover off on its way.
+   * Not switched over, but the source may have stopped its guest and sent
+   * the switchover, which a break now would have cut off on its way: set up
+   * for post-copy (the switchover comes first), or past the last pre-copy
+   * round (the source stops its guest once that is acknowledged).
    */
   private mayHaveSwitchover(): boolean {
     return (
       !this.switchedOver &&
-      this.mode !== null &&
-      this.mode !== "precopy" &&
+      (this.mode === "postcopy" || this.lastRoundAcknowledged) &&
       (this.status === "active" || this.status === "postcopy-recover")
     );
   }
@@ -397,10 +400,11 @@ export class MigrationDestination {
       case MSG_ROUND_END: {
         // Every page before it is installed: the source may stop the vCPUs
         // without a backlog of pages ahead of its switchover.
-        const { round } = decodeJson<{ round: number }>(payload, "ROUND_END");
+        const { round, last } = decodeJson<{ round: number; last: boolean }>(payload, "ROUND_END");
         // The source waits for this before it stops the vCPUs: collect now, not in the downtime.
         collectGarbageNow();
         this.send("return", encodeJson(MSG_ROUND_ACK, { round }));
+        this.lastRoundAcknowledged = last === true;
         this.progress();
         return;
       }
@@ -650,8 +654,10 @@ export class MigrationDestination {
       encodeSections(MSG_RESUME, [Buffer.from(JSON.stringify(info)), received.toBytes()]),
     );
     if (this.status === "completed") {
-      this.send("return", encodeJson(MSG_POSTCOPY_DONE, {}));
-      this.options.onNote?.("the source came back after post-copy completed: told it so");
+      if (this.memory) this.send("return", encodeJson(MSG_POSTCOPY_DONE, {}));
+      this.options.onNote?.(
+        `the source came back after ${this.memory ? "post-copy" : "the migration"} completed: told it so`,
+      );
       return;
     }
     if (outstanding.length > 0) {

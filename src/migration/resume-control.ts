@@ -2,23 +2,25 @@ import { createConnection, createServer, type Server } from "node:net";
 import { rmSync } from "node:fs";
 
 /**
- * The source's control socket for recovery (QEMU's `migrate -r` on the
- * monitor): a Unix socket on which `faultline migrate send --resume` asks a
- * paused source to reconnect. One JSON line each way.
+ * The source's control socket for recovery (QEMU's `migrate -r` and
+ * `migrate_cancel` on the monitor): a Unix socket on which `faultline
+ * migrate send --resume` asks a paused source to reconnect, and `--cancel`
+ * asks it to give up and run its guest on. One JSON line each way.
  */
-export interface ResumeRequest {
-  resume: { host: string; port: number };
-}
+export type ControlRequest = { resume: { host: string; port: number } } | { cancel: true };
 
-export interface ResumeReply {
+export interface ControlReply {
   ok: boolean;
   error?: string;
 }
 
-export function serveResumeControl(
-  path: string,
-  resume: (host: string, port: number) => string | null,
-): Promise<Server> {
+/** What the source does with a request: null when done, else why not. */
+export interface PausedSource {
+  resume(host: string, port: number): string | null;
+  cancel(): string | null;
+}
+
+export function serveResumeControl(path: string, source: PausedSource): Promise<Server> {
   rmSync(path, { force: true });
   const server = createServer((socket) => {
     let text = "";
@@ -27,10 +29,13 @@ export function serveResumeControl(
       text += chunk;
       const end = text.indexOf("\n");
       if (end < 0) return;
-      let reply: ResumeReply;
+      let reply: ControlReply;
       try {
-        const request = JSON.parse(text.slice(0, end)) as ResumeRequest;
-        const error = resume(request.resume.host, request.resume.port);
+        const request = JSON.parse(text.slice(0, end)) as ControlRequest;
+        const error =
+          "cancel" in request
+            ? source.cancel()
+            : source.resume(request.resume.host, request.resume.port);
         reply = error === null ? { ok: true } : { ok: false, error };
       } catch (error) {
         reply = { ok: false, error: `bad request: ${(error as Error).message}` };
@@ -48,19 +53,17 @@ export function serveResumeControl(
   });
 }
 
-/** Ask the paused source behind `path` to reconnect to host:port. */
-export function requestResume(path: string, host: string, port: number): Promise<ResumeReply> {
+/** Send `request` to the paused source behind `path`. */
+export function requestControl(path: string, request: ControlRequest): Promise<ControlReply> {
   return new Promise((resolve, reject) => {
     const socket = createConnection(path);
     let text = "";
     socket.setEncoding("utf8");
-    socket.on("connect", () =>
-      socket.write(`${JSON.stringify({ resume: { host, port } } satisfies ResumeRequest)}\n`),
-    );
+    socket.on("connect", () => socket.write(`${JSON.stringify(request)}\n`));
     socket.on("data", (chunk: string) => (text += chunk));
     socket.on("end", () => {
       try {
-        resolve(JSON.parse(text) as ResumeReply);
+        resolve(JSON.parse(text) as ControlReply);
       } catch {
         reject(new Error(`no answer from the migration source at ${path}`));
       }

@@ -65,8 +65,12 @@ export interface SourceOptions {
   /** The guest's rate before the migration, as the caller measured it (default: since boot). */
   guestRateBefore?: number;
   onProgress?: (progress: MigrationProgress) => void;
-  /** Called when the connection broke during post-copy and the source waits for a resume. */
-  onPaused?: (reason: Error) => void;
+  /**
+   * Called when the source pauses after its switchover went out (the
+   * connection broke, or a resume failed) and waits for a resume; whether
+   * the destination said it runs the guest (else a cancel may run it here).
+   */
+  onPaused?: (reason: Error, guestRunsThere: boolean) => void;
 }
 
 /** A migration that failed; `refused` when the destination said why. */
@@ -82,6 +86,13 @@ export class MigrationError extends Error {
 
 /** A channel broke: before switchover this fails the migration, in post-copy it pauses it. */
 class ConnectionBroken extends Error {}
+
+/** The operator gave up a paused migration before the destination ran the guest. */
+class MigrationCancelled extends Error {
+  constructor() {
+    super("migration cancelled while paused, before the destination ran the guest");
+  }
+}
 
 /** How long a source whose connection broke before RUNNING waits for the return path's word. */
 const VERDICT_WAIT_MS = 5000;
@@ -154,9 +165,14 @@ export class MigrationSource {
   private readonly migrationId: string;
   private cursor = 0;
   private switchoverFrame: Buffer | null = null;
-  /** The pages the switchover left to post-copy (its bitmap), to start over from. */
-  private switchoverNeeded: Uint8Array | null = null;
-  private resumeWaiter: ((to: { host: string; port: number }) => void) | null = null;
+  /**
+   * The pages sent after the destination acknowledged the last round:
+   * pre-copy's final copy, or what the switchover left to post-copy. A
+   * resume that finds the switchover lost starts over from them.
+   */
+  private readonly unacknowledged: PageBitmap;
+  /** Resolved with where to reconnect, or null to cancel and run the guest on here. */
+  private resumeWaiter: ((to: { host: string; port: number } | null) => void) | null = null;
   private bytesOfClosedChannels = 0;
   private pagesSent = 0;
   private postcopyPages = 0;
@@ -180,6 +196,7 @@ export class MigrationSource {
   ) {
     this.pages = config.memBytes / PAGE_SIZE;
     this.needed = new PageBitmap(this.pages);
+    this.unacknowledged = new PageBitmap(this.pages);
     this.dirtyLog = new DirtyLog(vm.vm, vm.region, this.pages);
     this.migrationId =
       options.migrationId ?? `${process.pid}-${Math.floor(wallNowMs()).toString(36)}`;
@@ -234,14 +251,18 @@ export class MigrationSource {
           await this.sendNeeded(this.channel("main"));
           const dirty = this.dirtyLog.sync(this.needed);
           dirtyPageRate = (dirty * 1000) / Math.max(1, performance.now() - roundStart);
-          this.send("main", encodeJson(MSG_ROUND_END, { round: this.round, dirtyPages: dirty }));
+          // Hybrid: enough rounds, or pre-copy stopped converging.
+          const last =
+            o.mode === "precopy"
+              ? dirty <= (o.convergedPages ?? 512) || this.round >= (o.maxRounds ?? 30)
+              : this.round >= (o.hybridRounds ?? 2) || dirty > 0.9 * previous;
+          // Said, so that only after the last round a broken connection has the destination wait.
+          this.send(
+            "main",
+            encodeJson(MSG_ROUND_END, { round: this.round, dirtyPages: dirty, last }),
+          );
           this.progress();
-          if (o.mode === "precopy") {
-            if (dirty <= (o.convergedPages ?? 512) || this.round >= (o.maxRounds ?? 30)) break;
-          } else if (this.round >= (o.hybridRounds ?? 2) || dirty > 0.9 * previous) {
-            // Hybrid: enough rounds, or pre-copy stopped converging.
-            break;
-          }
+          if (last) break;
           previous = dirty;
         }
       }
@@ -267,6 +288,7 @@ export class MigrationSource {
       const devices = await this.vm.saveDevices();
       const guestClock = this.vm.vm.getClock();
       this.dirtyLog.sync(this.needed, false);
+      this.unacknowledged.copyFrom(this.needed);
       if (o.mode === "precopy") await this.sendNeeded(this.channel("main"));
       postcopy = this.needed.any();
       const header: SwitchoverHeader = {
@@ -277,10 +299,9 @@ export class MigrationSource {
         clock: guestClock.toString(),
         lastProgressWallMs: this.vm.lastProgressWallMs(),
       };
-      this.switchoverNeeded = this.needed.toBytes().slice();
       this.switchoverFrame = encodeSections(MSG_SWITCHOVER, [
         Buffer.from(JSON.stringify(header)),
-        this.switchoverNeeded,
+        this.needed.toBytes(),
         encodeVcpuStates(saved),
         Buffer.from(JSON.stringify(devices)),
       ]);
@@ -300,28 +321,20 @@ export class MigrationSource {
       }
       throw error;
     }
-    if (!postcopy) {
-      try {
-        await this.waitFor(MSG_RUNNING);
-      } catch (error) {
-        this.abort((error as Error).message);
-        this.vm.resume();
-        throw error instanceof ConnectionBroken
-          ? new MigrationError(`migration failed at switchover: ${error.message}`)
-          : error;
-      }
-    } else {
-      try {
-        await this.postcopy();
-      } catch (error) {
-        if (!this.refusedBeforeRunning) throw error;
-        this.abort((error as Error).message);
-        this.vm.resume();
-        throw new MigrationError(
-          `${(error as Error).message} (before it ran the guest, which runs on here)`,
-          true,
-        );
-      }
+    try {
+      if (postcopy) await this.postcopy();
+      else await this.untilRunning();
+    } catch (error) {
+      // Refused or cancelled before the destination ran the guest: it is whole here.
+      if (!this.refusedBeforeRunning && !(error instanceof MigrationCancelled)) throw error;
+      this.abort((error as Error).message);
+      this.vm.resume();
+      throw error instanceof MigrationCancelled
+        ? new MigrationError(error.message)
+        : new MigrationError(
+            `${(error as Error).message} (before it ran the guest, which runs on here)`,
+            true,
+          );
     }
     const running = this.running;
     this.status = "completed";
@@ -352,13 +365,33 @@ export class MigrationSource {
     };
   }
 
-  /** After a break in post-copy: reconnect (to the same or another address) and carry on. */
-  resume(host: string, port: number): boolean {
-    if (this.resumeWaiter === null) return false;
+  /**
+   * Paused: reconnect (to the same or another address) and carry on.
+   * Returns why not, or null.
+   */
+  resume(host: string, port: number): string | null {
+    if (this.resumeWaiter === null) return `the migration is ${this.status}, not paused`;
     const waiter = this.resumeWaiter;
     this.resumeWaiter = null;
     waiter({ host, port });
-    return true;
+    return null;
+  }
+
+  /**
+   * Paused before the destination said it runs the guest: give up and run
+   * it on here (QEMU's migrate_cancel). Only the operator can know that the
+   * destination never started it (its host is gone, or it gave up waiting),
+   * so this is never done unasked. Returns why not, or null.
+   */
+  cancel(): string | null {
+    if (this.resumeWaiter === null) return `the migration is ${this.status}, not paused`;
+    if (this.running !== null) {
+      return "the guest runs on the destination: only a resume can finish the migration";
+    }
+    const waiter = this.resumeWaiter;
+    this.resumeWaiter = null;
+    waiter(null);
+    return null;
   }
 
   get waitingForResume(): boolean {
@@ -373,36 +406,73 @@ export class MigrationSource {
       const done = this.postcopyDone
         ? Promise.resolve(Buffer.alloc(0))
         : this.waitFor(MSG_POSTCOPY_DONE);
+      let reason: Error;
       try {
         await Promise.all([this.push(), done]);
         return;
       } catch (error) {
         done.catch(() => undefined);
-        if (!(error instanceof ConnectionBroken)) throw error;
+        if (!this.undecided(error)) throw error;
         if (this.beforeRunning()) await this.returnPathVerdict(done);
+        reason = error as Error;
       }
-      // Paused: keep every page and the state; wait for `migrate send --resume`.
-      for (;;) {
-        this.status = "postcopy-paused";
-        this.bytesOfClosedChannels += this.channelBytes();
-        closeChannels(this.channels, null);
-        this.channels = null;
-        const to = await new Promise<{ host: string; port: number }>((resolve) => {
-          this.resumeWaiter = resolve;
-          this.options.onPaused?.(new Error("connection to the destination lost"));
-        });
-        this.status = "postcopy-recover";
-        try {
-          await this.reconnect(to.host, to.port);
-          break;
-        } catch (error) {
-          if (error instanceof MigrationError) throw error;
-          // Still paused: another resume may succeed.
-        }
-      }
-      this.recoveries++;
+      await this.pausedUntilReconnected(reason);
       this.status = "postcopy-active";
     }
+  }
+
+  /**
+   * Pre-copy after the switchover went out: the guest runs on the
+   * destination once RUNNING comes back. Until then resuming it here could
+   * run it twice, so a broken connection pauses, as in post-copy.
+   */
+  private async untilRunning(): Promise<void> {
+    while (this.running === null) {
+      try {
+        await this.waitFor(MSG_RUNNING);
+      } catch (error) {
+        if (!this.undecided(error)) throw error;
+        await this.pausedUntilReconnected(error as Error);
+      }
+    }
+  }
+
+  /**
+   * Whether the guest's fate is unknown after `error`: a broken connection,
+   * or anything at all between the switchover and RUNNING short of the
+   * return path's refusal (which the destination sends after any RUNNING).
+   */
+  private undecided(error: unknown): boolean {
+    if (this.refusedBeforeRunning) return false;
+    return error instanceof ConnectionBroken || this.beforeRunning();
+  }
+
+  /**
+   * Keep every page and the state until `migrate send --resume` reconnects,
+   * or `--cancel` gives up before the destination ran the guest.
+   */
+  private async pausedUntilReconnected(reason: Error): Promise<void> {
+    for (;;) {
+      this.status = "postcopy-paused";
+      this.bytesOfClosedChannels += this.channelBytes();
+      closeChannels(this.channels, null);
+      this.channels = null;
+      const to = await new Promise<{ host: string; port: number } | null>((resolve) => {
+        this.resumeWaiter = resolve;
+        this.options.onPaused?.(reason, this.running !== null);
+      });
+      if (to === null) throw new MigrationCancelled();
+      this.status = "postcopy-recover";
+      try {
+        await this.reconnect(to.host, to.port);
+        break;
+      } catch (error) {
+        // Refused: final once the guest runs there; before, only the operator may give it up.
+        if (error instanceof MigrationError && this.running !== null) throw error;
+        reason = error as Error;
+      }
+    }
+    this.recoveries++;
   }
 
   private async reconnect(host: string, port: number): Promise<void> {
@@ -414,11 +484,15 @@ export class MigrationSource {
     if (info.startedAtWallMs > 0) this.running ??= { startedAtWallMs: info.startedAtWallMs };
     this.keepGuestOnBadStream();
     this.cursor = 0;
+    // Pre-copy that switched over: the guest runs there, whole.
+    if (info.switchedOver && this.options.mode === "precopy") return;
     if (!info.switchedOver) {
-      // The destination never got the switchover, nor any page sent after
-      // it: send it again, and every page it left to post-copy.
+      // The destination never got the switchover, nor maybe any page sent
+      // since it acknowledged the last round: all of them again, pre-copy's
+      // final copy before the switchover, post-copy's pages after it.
+      this.needed.copyFrom(this.unacknowledged);
+      if (this.options.mode === "precopy") await this.sendNeeded(this.channel("main"));
       this.send("main", this.switchoverFrame!);
-      this.needed.copyFrom(PageBitmap.fromBytes(this.pages, this.switchoverNeeded!));
       return;
     }
     // Whatever was in flight when the connection broke is sent again.
@@ -647,19 +721,19 @@ export class MigrationSource {
    */
   private async returnPathVerdict(done: Promise<Buffer>): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
+    // Whichever way `done` settles, the return path has had its say.
     const verdict = done.then(
       () => undefined,
-      (error: unknown) => {
-        if (!(error instanceof ConnectionBroken)) throw error;
-      },
+      () => undefined,
     );
-    // A refusal that comes after the wait is over goes unheard, not unhandled.
-    verdict.catch(() => undefined);
     const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, VERDICT_WAIT_MS)));
     try {
       await Promise.race([verdict, timeout]);
     } finally {
       clearTimeout(timer);
+    }
+    if (this.refusedBeforeRunning) {
+      throw new MigrationError(`the destination refused the migration: ${this.refusal}`, true);
     }
   }
 
@@ -677,7 +751,7 @@ export class MigrationSource {
     // Before RUNNING, the return path decides between a refusal and a break.
     if (this.beforeRunning() && from !== "return" && reason instanceof ConnectionLost) return;
     // Only the network breaking pauses a post-copy; a bad stream, a refusal
-    // or a local failure ends the migration.
+    // or a local failure ends it, unless the guest's fate is unknown (`undecided`).
     const error =
       this.refusal !== null
         ? new MigrationError(`the destination refused the migration: ${this.refusal}`, true)

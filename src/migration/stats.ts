@@ -13,6 +13,8 @@ export type MigrationStatus =
   | "active" // pre-copy
   | "device" // switchover: vCPUs stopped, state in flight
   | "postcopy-active"
+  // The connection broke with the guest's fate unknown (in pre-copy too,
+  // between the switchover and RUNNING); waiting for a resume.
   | "postcopy-paused"
   | "postcopy-recover"
   | "completed"

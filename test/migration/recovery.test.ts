@@ -7,6 +7,7 @@ import {
   migrateLocally,
   MigrationProcess,
 } from "../../src/migration/local-pair.js";
+import { MSG_RUNNING, MSG_SWITCHOVER } from "../../src/migration/wire/format.js";
 import { type StreamFault, TcpProxy } from "../support/tcp-proxy.js";
 import { CLI, vmArgs } from "./support.js";
 
@@ -25,6 +26,12 @@ async function resumeSource(control: string, port: number): Promise<void> {
   assert.equal(await resume.exited, 0, resume.stderr);
 }
 
+/** `faultline migrate send --cancel`: its exit code and what it wrote to stderr. */
+async function cancelSource(control: string): Promise<{ code: number | null; stderr: string }> {
+  const cancel = new MigrationProcess("cancel", CLI, ["send", "--cancel", "--control", control]);
+  return { code: await cancel.exited, stderr: cancel.stderr };
+}
+
 type EventMatch = (event: MigrationEvent) => boolean;
 
 /**
@@ -35,7 +42,18 @@ type EventMatch = (event: MigrationEvent) => boolean;
  */
 async function resumedOnceAfter(
   fault: StreamFault,
-  { iterations = 6000, breakWhen }: { iterations?: number; breakWhen?: EventMatch } = {},
+  {
+    iterations = 6000,
+    breakWhen,
+    mode = "postcopy",
+    whilePaused,
+  }: {
+    iterations?: number;
+    breakWhen?: EventMatch;
+    mode?: "postcopy" | "precopy";
+    /** Run while the source is paused, before the resume. */
+    whilePaused?: (control: string) => Promise<void>;
+  } = {},
 ): Promise<string> {
   const control = join(tmpdir(), `faultline-test-${process.pid}-${Date.now()}-once.sock`);
   let proxy: TcpProxy | null = null;
@@ -43,7 +61,8 @@ async function resumedOnceAfter(
     cli: CLI,
     vmArgs: vmArgs({ mem: "64M", iterations }),
     listenArgs: ["--verify"],
-    sendArgs: ["--mode", "postcopy", "--warmup", "50", "--control", control],
+    // Pre-copy: 3 rounds, for this guest never converges.
+    sendArgs: ["--mode", mode, "--max-rounds", "3", "--warmup", "50", "--control", control],
     route: async (port) => {
       proxy = await TcpProxy.start({ host: "127.0.0.1", port });
       proxy.injectFault(fault);
@@ -58,6 +77,7 @@ async function resumedOnceAfter(
         proxy!.cutAll();
       }
       await source.waitFor("paused", 20_000);
+      await whilePaused?.(control);
       await resumeSource(control, proxy!.port);
     },
     timeoutMs: 80_000,
@@ -153,7 +173,17 @@ describe("post-copy recovery", () => {
     async () => {
       // Past the switchover (about 7 KB for 64 MiB), among the pushed pages.
       const at = 200_000 + Math.floor(Math.random() * 2_000_000);
-      const notes = await resumedOnceAfter({ channel: "main", at, kind: "corrupt" });
+      const notes = await resumedOnceAfter(
+        { channel: "main", at, kind: "corrupt" },
+        {
+          // The destination said it runs the guest: giving it up here is refused.
+          whilePaused: async (control) => {
+            const cancel = await cancelSource(control);
+            assert.equal(cancel.code, 2);
+            assert.match(cancel.stderr, /cancel refused: the guest runs on the destination/);
+          },
+        },
+      );
       assert.match(
         notes,
         /post-copy paused \(main channel corrupt: .*; the connection is dropped\)/,
@@ -195,6 +225,92 @@ describe("post-copy recovery", () => {
         kind: "corrupt",
       });
       assert.match(notes, /post-copy paused .*waiting for the source to resume/, `byte ${at}`);
+    },
+  );
+});
+
+/**
+ * Pre-copy once the switchover went out: until RUNNING comes back, the
+ * guest may run on the destination, so a source that loses the connection
+ * never runs it again on its own. It pauses as in post-copy; a resume
+ * finishes the migration, and `--cancel` gives it up only when asked.
+ */
+describe("pre-copy switchover recovery", () => {
+  test(
+    "RUNNING lost with the connection: the source pauses instead of running the guest again; resumed, it is told the guest runs there",
+    { timeout: 90_000 },
+    async () => {
+      const notes = await resumedOnceAfter(
+        { channel: "return", direction: "to-source", frame: MSG_RUNNING, at: 0, kind: "hold" },
+        {
+          mode: "precopy",
+          // Long enough for the resume to find the guest still running there.
+          iterations: 30_000,
+          breakWhen: (e) => e.event === "progress" && e.status === "completed",
+        },
+      );
+      assert.match(notes, /the source came back after the migration completed: told it so/);
+    },
+  );
+
+  test(
+    "a break while the switchover is on its way: the destination waits, the resumed source sends its final pages and the switchover again",
+    { timeout: 90_000 },
+    async () => {
+      const notes = await resumedOnceAfter(
+        { channel: "main", frame: MSG_SWITCHOVER, at: 100, kind: "cut" },
+        { mode: "precopy" },
+      );
+      assert.match(notes, /before the switchover arrived\); waiting for the source/);
+      assert.match(notes, /resumed before the switchover arrived/);
+    },
+  );
+
+  test(
+    "the switchover lost and the destination gone: a resume fails and leaves the source paused; --cancel runs the guest on there",
+    { timeout: 90_000 },
+    async () => {
+      const control = join(tmpdir(), `faultline-test-${process.pid}-${Date.now()}-cancel.sock`);
+      let proxy: TcpProxy | null = null;
+      const run = await migrateLocally({
+        cli: CLI,
+        vmArgs: vmArgs({ mem: "64M" }),
+        listenArgs: ["--resume-timeout", "300"],
+        sendArgs: [
+          ...["--mode", "precopy", "--max-rounds", "3", "--warmup", "50"],
+          ...["--control", control, "--verify"],
+        ],
+        route: async (port) => {
+          proxy = await TcpProxy.start({ host: "127.0.0.1", port });
+          proxy.injectFault({ channel: "main", frame: MSG_SWITCHOVER, at: 100, kind: "cut" });
+          return { host: "127.0.0.1", port: proxy.port };
+        },
+        during: async (source, destination) => {
+          await source.waitFor("paused", 20_000);
+          assert.equal(source.event("paused")!.guestRunsThere, false);
+          // The destination gives up waiting for its source and exits.
+          await destination.exited;
+          await resumeSource(control, proxy!.port);
+          await source.waitFor("paused", 20_000, 2);
+          const cancel = await cancelSource(control);
+          assert.equal(cancel.code, 0, cancel.stderr);
+        },
+        timeoutMs: 80_000,
+      });
+      (proxy as TcpProxy | null)?.close();
+      assert.equal(run.destinationCode, 1);
+      assert.match(
+        String(run.destination.event("error")?.message),
+        /, and the source did not come back within 300 ms/,
+      );
+      assert.equal(run.sourceCode, 1);
+      assert.match(
+        String(run.source.event("error")?.message),
+        /migration cancelled while paused, before the destination ran the guest/,
+      );
+      const guest = run.source.event("source-guest");
+      assert.ok(guest, run.source.stderr);
+      assert.equal(guest.verified, true, JSON.stringify(guest));
     },
   );
 });

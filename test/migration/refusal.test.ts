@@ -11,9 +11,12 @@ import { encodeJson, encodeSections, PageBatchWriter } from "../../src/migration
 import { PageBitmap } from "../../src/migration/page-bitmap.js";
 import {
   HDR_VERSION,
+  MIGRATION_VERSION,
   MSG_HELLO,
   MSG_PAGES,
   MSG_REFUSE,
+  MSG_ROUND_ACK,
+  MSG_ROUND_END,
   MSG_SETUP,
   MSG_SETUP_ACK,
   MSG_SWITCHOVER,
@@ -84,11 +87,19 @@ async function framesUntilClose(socket: Socket): Promise<number[]> {
   return types;
 }
 
+/** Resolves with the first frame of `type` that `socket` receives from now on. */
+function nextFrame(socket: Socket, type: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const decoder = new FrameDecoder();
+    socket.on("data", (chunk: Buffer) => decoder.push(chunk, (t) => t === type && resolve()));
+  });
+}
+
 /**
  * Speak to a destination by hand as the source of vmArgs()'s VM: the three
- * channels, then SETUP for post-copy; resolves once it is acknowledged.
+ * channels, then SETUP (for post-copy unless told); resolves once it is acknowledged.
  */
-async function setUpByHand(port: number): Promise<Socket[]> {
+async function setUpByHand(port: number, mode = "postcopy"): Promise<Socket[]> {
   const sockets = (["main", "return", "preempt"] as const).map((channel) => {
     const socket = connect(port, "127.0.0.1");
     socket.write(encodeJson(MSG_HELLO, { channel, migration: "m", resume: false }));
@@ -107,13 +118,9 @@ async function setUpByHand(port: number): Promise<Socket[]> {
       ioEvery: DEFAULT_IO_EVERY,
     }),
   };
-  sockets[0].write(encodeJson(MSG_SETUP, { config, mode: "postcopy", pages: 4096 }));
-  await new Promise<void>((resolve) => {
-    const decoder = new FrameDecoder();
-    sockets[1].on("data", (chunk: Buffer) =>
-      decoder.push(chunk, (type) => type === MSG_SETUP_ACK && resolve()),
-    );
-  });
+  const acknowledged = nextFrame(sockets[1], MSG_SETUP_ACK);
+  sockets[0].write(encodeJson(MSG_SETUP, { config, mode, pages: 4096 }));
+  await acknowledged;
   return sockets;
 }
 
@@ -176,7 +183,9 @@ describe("a migration the destination refuses", () => {
       assert.equal(await destination.exited, 1);
       assert.match(
         String(destination.event("error")?.message),
-        /refused: .*peer speaks migration protocol version 7, this faultline speaks version 3/,
+        new RegExp(
+          `refused: .*peer speaks migration protocol version 7, this faultline speaks version ${MIGRATION_VERSION}`,
+        ),
       );
     } finally {
       destination.kill();
@@ -237,6 +246,40 @@ describe("a migration the destination refuses", () => {
             assert.ok(waited >= 500, `gave up after ${waited} ms`);
           } else {
             assert.match(error, /the source gave up: its guest failed/);
+          }
+        } finally {
+          destination.kill();
+        }
+      },
+    );
+  }
+
+  for (const last of [false, true]) {
+    test(
+      `set up for pre-copy, the source breaks after ${
+        last
+          ? "its last round (its switchover may be on its way): the destination waits for it"
+          : "a round that was not its last (its guest still runs): the destination fails at once"
+      }`,
+      { timeout: 30_000 },
+      async () => {
+        const { destination, port } = await listeningDestination(["--resume-timeout", "500"]);
+        try {
+          const sockets = await setUpByHand(port, "precopy");
+          const acknowledged = nextFrame(sockets[1], MSG_ROUND_ACK);
+          sockets[0].write(encodeJson(MSG_ROUND_END, { round: 1, dirtyPages: 0, last }));
+          await acknowledged;
+          const started = performance.now();
+          for (const socket of sockets) socket.resetAndDestroy();
+          assert.equal(await destination.exited, 1);
+          const waited = performance.now() - started;
+          const error = String(destination.event("error")?.message);
+          if (last) {
+            assert.match(error, /the source did not come back within 500 ms/);
+            assert.ok(waited >= 500, `gave up after ${waited} ms`);
+          } else {
+            assert.match(error, /^incoming migration failed: /);
+            assert.doesNotMatch(error, /did not come back/);
           }
         } finally {
           destination.kill();

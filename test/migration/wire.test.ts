@@ -15,6 +15,7 @@ import {
   HDR_LENGTH,
   HDR_TYPE,
   HDR_VERSION,
+  MIGRATION_VERSION,
   MAX_FRAME_PAYLOAD,
   MigrationProtocolError,
   MSG_PAGE_REQUEST,
@@ -300,7 +301,12 @@ describe("migration wire protocol", () => {
   test("a wrong version is named as such", () => {
     const frame = Buffer.from(encodeFrame(MSG_SETUP));
     frame.writeUInt16LE(7, HDR_VERSION);
-    refuses(frame, /peer speaks migration protocol version 7, this faultline speaks version 3/);
+    refuses(
+      frame,
+      new RegExp(
+        `peer speaks migration protocol version 7, this faultline speaks version ${MIGRATION_VERSION}`,
+      ),
+    );
   });
 
   test("an oversized frame is refused from its header, before its payload arrives", () => {

@@ -1,4 +1,5 @@
 import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { FRAME_HEADER_BYTES, HDR_LENGTH, HDR_TYPE } from "../../src/migration/wire/format.js";
 
 /**
  * A TCP proxy on loopback between a migration source and its destination,
@@ -9,8 +10,13 @@ import { createConnection, createServer, type Server, type Socket } from "node:n
 export interface StreamFault {
   /** Which connection: the one whose HELLO names this channel. */
   channel: "main" | "return" | "preempt";
-  /** Where it strikes: a byte offset in the bytes of its direction on that connection. */
+  /**
+   * Where it strikes: a byte offset in the bytes of its direction on that
+   * connection, or (with `frame`) in the frame of that type, the first one.
+   */
   at: number;
+  /** A message type (MSG_*): `at` counts from the first byte of its first frame. */
+  frame?: number;
   /** Which way: the bytes the source sends (the default), or those it receives. */
   direction?: "to-destination" | "to-source";
   /**
@@ -88,12 +94,22 @@ export class TcpProxy {
   private forward(from: Socket, to: Socket, faultOf: () => StreamFault | null): void {
     let forwarded = 0;
     let struck = false;
+    const frames = new FrameScanner();
+    // Where the fault strikes in this direction's bytes, once known.
+    let at = Infinity;
     from.on("data", (chunk: Buffer) => {
       if (forwarded === Infinity) return;
       const fault = struck ? null : faultOf();
-      if (fault && forwarded + chunk.length > fault.at) {
+      if (fault && at === Infinity) {
+        if (fault.frame === undefined) at = fault.at;
+        else {
+          const start = frames.find(chunk, forwarded, fault.frame);
+          if (start >= 0) at = start + fault.at;
+        }
+      }
+      if (fault && forwarded + chunk.length > at) {
         struck = true;
-        const offset = fault.at - forwarded;
+        const offset = Math.max(0, at - forwarded);
         if (fault.kind === "cut") {
           forwarded = Infinity;
           this.cutAll();
@@ -135,5 +151,34 @@ export class TcpProxy {
   close(): void {
     this.cutAll();
     this.server.close();
+  }
+}
+
+/** Follows the frames in one direction's bytes, to find where one of a type starts. */
+class FrameScanner {
+  private readonly header = Buffer.alloc(FRAME_HEADER_BYTES);
+  private headerBytes = 0;
+  private payloadLeft = 0;
+
+  /** The stream offset where a frame of `type` starts, if its header ends in `chunk` (at `offset`); else -1. */
+  find(chunk: Buffer, offset: number, type: number): number {
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.payloadLeft > 0) {
+        const n = Math.min(this.payloadLeft, chunk.length - i);
+        this.payloadLeft -= n;
+        i += n;
+        continue;
+      }
+      const n = Math.min(FRAME_HEADER_BYTES - this.headerBytes, chunk.length - i);
+      chunk.copy(this.header, this.headerBytes, i, i + n);
+      this.headerBytes += n;
+      i += n;
+      if (this.headerBytes < FRAME_HEADER_BYTES) continue;
+      this.headerBytes = 0;
+      this.payloadLeft = this.header.readUInt32LE(HDR_LENGTH);
+      if (this.header.readUInt16LE(HDR_TYPE) === type) return offset + i - FRAME_HEADER_BYTES;
+    }
+    return -1;
   }
 }

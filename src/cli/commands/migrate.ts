@@ -11,7 +11,7 @@ import {
 import { MigrationDestination } from "../../migration/destination.js";
 import { DEFAULT_IO_EVERY, expectedChecksums } from "../../migration/machine/dirtier.js";
 import { MigratableVm, type MigratableVmSpec } from "../../migration/machine/migratable-vm.js";
-import { requestResume, serveResumeControl } from "../../migration/resume-control.js";
+import { requestControl, serveResumeControl } from "../../migration/resume-control.js";
 import { readPskFile, type Transport } from "../../migration/transport.js";
 import {
   DEFAULT_POSTCOPY_SLOW_START_MS,
@@ -222,17 +222,26 @@ interface SendOptions extends VmOptions {
   postcopySlowStart: number;
   control?: string;
   resume?: boolean;
+  cancel?: boolean;
   verify?: boolean;
 }
 
 async function send(o: SendOptions): Promise<void> {
   const emit = emitter(o.events);
   const control = o.control ?? join(tmpdir(), `faultline-migrate-${process.pid}.sock`);
+  if (o.cancel) {
+    if (!o.control)
+      throw new InvalidArgumentError("--cancel needs --control PATH of the paused source");
+    const reply = await requestControl(o.control, { cancel: true });
+    if (!reply.ok) throw new Error(`cancel refused: ${reply.error}`);
+    note(o.events, "the source gave the migration up; its guest runs on there");
+    return;
+  }
   if (!o.to) throw new InvalidArgumentError("--to HOST:PORT is required");
   if (o.resume) {
     if (!o.control)
       throw new InvalidArgumentError("--resume needs --control PATH of the paused source");
-    const reply = await requestResume(o.control, o.to.host, o.to.port);
+    const reply = await requestControl(o.control, { resume: o.to });
     if (!reply.ok) throw new Error(`resume refused: ${reply.error}`);
     note(o.events, `the source is reconnecting to ${o.to.host}:${o.to.port}`);
     return;
@@ -261,19 +270,21 @@ async function send(o: SendOptions): Promise<void> {
     transport: transportOf(o),
     guestRateBefore,
     onProgress: (p) => (o.events ? emit({ event: "progress", ...p }) : bar?.update(p)),
-    onPaused: (reason) => {
-      emit({ event: "paused", reason: reason.message, control });
+    onPaused: (reason, guestRunsThere) => {
+      emit({ event: "paused", reason: reason.message, control, guestRunsThere });
       if (!o.events) {
         process.stderr.write(
-          `\nfaultline: post-copy paused (${reason.message}); resume with\n` +
-            `  faultline migrate send --resume --control ${control} --to HOST:PORT\n`,
+          `\nfaultline: migration paused (${reason.message}); resume with\n` +
+            `  faultline migrate send --resume --control ${control} --to HOST:PORT\n` +
+            (guestRunsThere
+              ? ""
+              : "or, if the destination is known never to have run the guest, run it on here with\n" +
+                `  faultline migrate send --cancel --control ${control}\n`),
         );
       }
     },
   });
-  const controlServer = await serveResumeControl(control, (host, port) =>
-    source.resume(host, port) ? null : `the migration is ${source.currentStatus}, not paused`,
-  );
+  const controlServer = await serveResumeControl(control, source);
   try {
     const stats = await source.run();
     bar?.stop();
@@ -297,8 +308,8 @@ async function send(o: SendOptions): Promise<void> {
     process.stderr.write(`faultline: ${(error as Error).message}\n`);
     process.exitCode = 1;
     if (source.currentStatus === "failed") {
-      // Failed before switchover: the guest never stopped here, and runs to its end.
-      note(o.events, "the migration failed before switchover; the guest runs on here");
+      // Failed or cancelled before the destination ran the guest: it runs to its end here.
+      note(o.events, "the migration failed; the guest runs on here");
       const checksums = await vm.finished();
       const expected = o.verify ? expectedChecksums(spec) : null;
       const verified = expected ? expected.every((c, i) => c === checksums[i]) : null;
@@ -373,8 +384,17 @@ export function registerMigrateCommands(program: Command): void {
         nonNegativeInteger,
         DEFAULT_POSTCOPY_SLOW_START_MS,
       )
-      .option("--control <path>", "Unix socket where a paused migration waits for --resume")
+      .option(
+        "--control <path>",
+        "Unix socket where a paused migration waits for --resume or --cancel",
+      )
       .option("--resume", "tell the paused source at --control to reconnect to --to and finish")
+      .addOption(
+        new Option(
+          "--cancel",
+          "tell the paused source at --control to give up and run its guest on (refused once the destination said it runs it)",
+        ).conflicts("resume"),
+      )
       .option(
         "--verify",
         "if the migration fails before switchover, check the guest's checksums here",

@@ -18,8 +18,11 @@
  */
 
 export const MIGRATION_MAGIC = 0x474d_4c46; // "FLMG" read as little-endian bytes
-/** 2: the switchover carries device state (UART, virtio-blk). 3: the header's own checksum. */
-export const MIGRATION_VERSION = 3;
+/**
+ * 2: the switchover carries device state (UART, virtio-blk). 3: the
+ * header's own checksum. 4: ROUND_END says whether the switchover follows.
+ */
+export const MIGRATION_VERSION = 4;
 export const FRAME_HEADER_BYTES = 20;
 /** Large enough for a batch of pages with its index, small enough that a corrupt length is caught. */
 export const MAX_FRAME_PAYLOAD = 8 << 20;
@@ -38,7 +41,7 @@ export const MSG_SETUP_ACK = 3; // destination → source: compatible, ready
 export const MSG_REFUSE = 4; // either way: a clear reason, then the connection closes
 export const MSG_PAGES = 5; // a batch of pages (pre-copy, pushed or requested)
 export const MSG_PAGE_REQUEST = 6; // destination → source on the return path
-export const MSG_ROUND_END = 7; // source: a pre-copy round is complete (dirty page count)
+export const MSG_ROUND_END = 7; // source: a pre-copy round is complete (dirty pages; whether it was the last)
 export const MSG_SWITCHOVER = 8; // source: vCPUs stopped; the final dirty bitmap and the state
 export const MSG_RUNNING = 9; // destination: the vCPUs run (ends the downtime)
 export const MSG_POSTCOPY_DONE = 10; // destination: every page is in
@@ -79,3 +82,10 @@ export class MigrationProtocolError extends Error {
     this.name = "MigrationProtocolError";
   }
 }
+
+/**
+ * The stream ended inside a frame: a peer that closed mid-message, or the
+ * network breaking, since a reset can read as an end (Linux reports one so
+ * while received data is still queued).
+ */
+export class StreamTruncated extends MigrationProtocolError {}

@@ -12,6 +12,7 @@ import {
   MIGRATION_MAGIC,
   MIGRATION_VERSION,
   MigrationProtocolError,
+  StreamTruncated,
 } from "./format.js";
 
 /** Called once per complete frame; `payload` is only valid during the call. */
@@ -108,7 +109,7 @@ export class FrameDecoder {
   end(): void {
     if (this.failed) throw this.failed;
     if (this.buffered !== 0) {
-      this.failed = new MigrationProtocolError(
+      this.failed = new StreamTruncated(
         `${this.what} truncated: it ended ${this.buffered} bytes into a frame ` +
           `(after ${this.bytesDecoded} bytes of complete frames)`,
       );
