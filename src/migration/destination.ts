@@ -134,6 +134,9 @@ export class MigrationDestination {
   private readonly threadBlocktime: ThreadBlocktime;
   private settle!: { resolve: () => void; reject: (error: Error) => void };
   private readonly migrated: Promise<void>;
+  /** The source said COMPLETE: it knows the guest runs here and needs nothing more. */
+  private sourceReleased = false;
+  private onSourceReleased: (() => void) | null = null;
 
   private constructor(
     private readonly vm: MigratableVm,
@@ -198,6 +201,7 @@ export class MigrationDestination {
     try {
       await this.migrated;
       const checksums = await this.vm.finished();
+      await this.sourceHeard();
       return { stats: this.stats(checksums), checksums };
     } finally {
       this.server.close();
@@ -207,6 +211,27 @@ export class MigrationDestination {
       await this.vm.close();
       await Promise.all(this.closing);
     }
+  }
+
+  /**
+   * Stay reachable until the source said COMPLETE: a source whose
+   * connection broke before RUNNING or POSTCOPY_DONE reached it waits for a
+   * resume to learn that the guest runs here, and must find this side. A
+   * source that never comes back is given --resume-timeout.
+   */
+  private async sourceHeard(): Promise<void> {
+    if (this.sourceReleased) return;
+    const timeoutMs = this.options.resumeTimeoutMs ?? 60_000;
+    this.options.onNote?.(
+      `the guest finished; waiting up to ${timeoutMs} ms for the source to hear that the migration completed`,
+    );
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.onSourceReleased = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
   }
 
   // ------------------------------------------------------------------ connections
@@ -412,6 +437,8 @@ export class MigrationDestination {
         this.switchover(payload);
         return;
       case MSG_COMPLETE:
+        this.sourceReleased = true;
+        this.onSourceReleased?.();
         return;
       case MSG_REFUSE: {
         const { reason } = decodeJson<{ reason: string }>(payload, "REFUSE");

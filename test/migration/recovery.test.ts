@@ -52,7 +52,7 @@ async function resumedOnceAfter(
     breakWhen?: EventMatch;
     mode?: "postcopy" | "precopy";
     /** Run while the source is paused, before the resume. */
-    whilePaused?: (control: string) => Promise<void>;
+    whilePaused?: (control: string, destination: MigrationProcess) => Promise<void>;
   } = {},
 ): Promise<string> {
   const control = join(tmpdir(), `faultline-test-${process.pid}-${Date.now()}-once.sock`);
@@ -77,7 +77,7 @@ async function resumedOnceAfter(
         proxy!.cutAll();
       }
       await source.waitFor("paused", 20_000);
-      await whilePaused?.(control);
+      await whilePaused?.(control, destination);
       await resumeSource(control, proxy!.port);
     },
     timeoutMs: 80_000,
@@ -237,16 +237,25 @@ describe("post-copy recovery", () => {
  */
 describe("pre-copy switchover recovery", () => {
   test(
-    "RUNNING lost with the connection: the source pauses instead of running the guest again; resumed, it is told the guest runs there",
+    "RUNNING lost with the connection: the source pauses instead of running the guest again; " +
+      "the destination, its guest finished, waits for it; resumed, it is told the guest ran there",
     { timeout: 90_000 },
     async () => {
+      const finished = /the guest finished; waiting up to \d+ ms for the source to hear/;
       const notes = await resumedOnceAfter(
         { channel: "return", direction: "to-source", frame: MSG_RUNNING, at: 0, kind: "hold" },
         {
           mode: "precopy",
-          // Long enough for the resume to find the guest still running there.
-          iterations: 30_000,
           breakWhen: (e) => e.event === "progress" && e.status === "completed",
+          // The resume comes only once the guest finished on the destination.
+          whilePaused: async (_control, destination) => {
+            while (
+              !destination.events.some((e) => e.event === "note" && finished.test(String(e.text)))
+            ) {
+              assert.equal(destination.child.exitCode, null, "the destination exited");
+              await sleep(5);
+            }
+          },
         },
       );
       assert.match(notes, /the source came back after the migration completed: told it so/);
