@@ -74,14 +74,19 @@ export interface DestinationOptions {
    */
   prealloc?: boolean;
   /**
-   * Post-copy and hybrid: how long to wait for the source to come back
-   * after the connection broke before the switchover arrived (default 60 s).
+   * How long to wait for the source to come back after the connection
+   * broke before the switchover arrived, and, once the guest finished here,
+   * for a source that has not yet said it heard the migration completed
+   * (default 60 s).
    */
   resumeTimeoutMs?: number;
   onProgress?: (progress: MigrationProgress) => void;
   /** Notes worth a line: a connection refused, the migration paused or resumed. */
   onNote?: (text: string) => void;
 }
+
+/** How long a destination waits for a source that lost its connection, unless told (ms). */
+export const DEFAULT_RESUME_TIMEOUT_MS = 60_000;
 
 export interface DestinationResult {
   stats: DestinationStats;
@@ -221,7 +226,7 @@ export class MigrationDestination {
    */
   private async sourceHeard(): Promise<void> {
     if (this.sourceReleased) return;
-    const timeoutMs = this.options.resumeTimeoutMs ?? 60_000;
+    const timeoutMs = this.options.resumeTimeoutMs ?? DEFAULT_RESUME_TIMEOUT_MS;
     this.options.onNote?.(
       `the guest finished; waiting up to ${timeoutMs} ms for the source to hear that the migration completed`,
     );
@@ -337,7 +342,7 @@ export class MigrationDestination {
       // (a resume sends the switchover again). A source that gave up says
       // so with a REFUSE instead, and runs its guest on.
       this.pause(`${why}, before the switchover arrived`);
-      const timeoutMs = this.options.resumeTimeoutMs ?? 60_000;
+      const timeoutMs = this.options.resumeTimeoutMs ?? DEFAULT_RESUME_TIMEOUT_MS;
       if (this.resumeTimer) clearTimeout(this.resumeTimer);
       this.resumeTimer = setTimeout(() => {
         if (this.switchedOver || this.status !== "postcopy-paused") return;

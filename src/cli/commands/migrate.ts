@@ -8,7 +8,7 @@ import {
   MIGRATION_MODES,
   type MigrationMode,
 } from "../../migration/config.js";
-import { MigrationDestination } from "../../migration/destination.js";
+import { DEFAULT_RESUME_TIMEOUT_MS, MigrationDestination } from "../../migration/destination.js";
 import { DEFAULT_IO_EVERY, expectedChecksums } from "../../migration/machine/dirtier.js";
 import { MigratableVm, type MigratableVmSpec } from "../../migration/machine/migratable-vm.js";
 import { requestControl, serveResumeControl } from "../../migration/resume-control.js";
@@ -343,9 +343,9 @@ export function registerMigrateCommands(program: Command): void {
       )
       .option(
         "--resume-timeout <ms>",
-        "post-copy: how long to wait for a source whose connection broke before its switchover arrived",
+        "how long to wait for a source that lost its connection before its switchover arrived, or before it heard that the migration completed",
         positiveInteger,
-        60_000,
+        DEFAULT_RESUME_TIMEOUT_MS,
       ),
   ).action((options: ListenOptions) => listen(options));
 
