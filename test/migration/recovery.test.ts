@@ -322,4 +322,75 @@ describe("pre-copy switchover recovery", () => {
       assert.equal(guest.verified, true, JSON.stringify(guest));
     },
   );
+
+  test(
+    "connections cut at a random moment of a pre-copy (8 runs, 5 near the switchover): the guest finishes exactly once, on one side, verified",
+    { timeout: 180_000 },
+    async (t) => {
+      const outcomes: string[] = [];
+      for (let run = 0; run < 8; run++) {
+        const control = join(tmpdir(), `faultline-test-${process.pid}-${Date.now()}-random.sock`);
+        // Anywhere from setup to after the end (the migration takes about
+        // 1 s), or within 80 ms of the source stopping its guest.
+        const nearSwitchover = run >= 3;
+        const cutAfterMs = Math.floor(Math.random() * (nearSwitchover ? 80 : 1200));
+        let proxy: TcpProxy | null = null;
+        let resumes = 0;
+        const result = await migrateLocally({
+          cli: CLI,
+          vmArgs: vmArgs({ mem: "64M" }),
+          listenArgs: ["--verify", "--resume-timeout", "1000"],
+          sendArgs: [
+            ...["--mode", "precopy", "--max-rounds", "3", "--warmup", "50"],
+            ...["--control", control, "--verify"],
+          ],
+          route: async (port) => {
+            proxy = await TcpProxy.start({ host: "127.0.0.1", port });
+            return { host: "127.0.0.1", port: proxy.port };
+          },
+          during: async (source) => {
+            if (nearSwitchover) {
+              const stopped = (e: MigrationEvent) =>
+                e.event === "progress" && e.status === "device";
+              while (!source.events.some(stopped) && source.child.exitCode === null) {
+                await sleep(1);
+              }
+            } else await source.waitFor("progress", 20_000);
+            await sleep(cutAfterMs);
+            proxy!.cutAll();
+            // Each pause is resumed, through a proxy that cuts no more.
+            for (;;) {
+              const paused = source.events.filter((e) => e.event === "paused").length;
+              if (source.child.exitCode !== null) break;
+              if (paused > resumes) {
+                resumes++;
+                await resumeSource(control, proxy!.port);
+              }
+              await sleep(5);
+            }
+          },
+          timeoutMs: 60_000,
+        });
+        (proxy as TcpProxy | null)?.close();
+        const here = result.source.event("source-guest");
+        const there = result.destination.event("result");
+        const where = `run ${run}, cut ${cutAfterMs} ms after ${nearSwitchover ? "the stop" : "setup"}`;
+        assert.ok(!(here && there), `${where}: the guest ran on both sides`);
+        if (there) {
+          assert.equal(result.destinationCode, 0, `${where}: ${result.destination.stderr}`);
+          assert.equal(result.sourceCode, 0, `${where}: ${result.source.stderr}`);
+          assert.equal(there.verified, true, `${where}: ${JSON.stringify(there)}`);
+          outcomes.push(`${where}: migrated${resumes > 0 ? ` after ${resumes} resume(s)` : ""}`);
+        } else {
+          assert.ok(here, `${where}: the guest finished nowhere: ${result.source.stderr}`);
+          assert.equal(here.verified, true, `${where}: ${JSON.stringify(here)}`);
+          assert.equal(result.sourceCode, 1);
+          assert.equal(result.destinationCode, 1);
+          assert.equal(resumes, 0, `${where}: a source that paused ran its guest on`);
+          outcomes.push(`${where}: stayed on the source`);
+        }
+      }
+      t.diagnostic(outcomes.join("; "));
+    },
+  );
 });
