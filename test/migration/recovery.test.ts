@@ -168,6 +168,21 @@ describe("post-copy recovery", () => {
   );
 
   test(
+    "RUNNING cut off with the connection: the source pauses; resumed, it learns the guest runs there and sends the rest",
+    { timeout: 90_000 },
+    async () => {
+      const notes = await resumedOnceAfter({
+        channel: "return",
+        direction: "to-source",
+        frame: MSG_RUNNING,
+        at: 0,
+        kind: "cut",
+      });
+      assert.match(notes, /post-copy resumed: \d+ pages to come/);
+    },
+  );
+
+  test(
     "a corrupt frame once the guest runs on the destination: dropped, not refused; resumed: same checksums",
     { timeout: 90_000 },
     async () => {
