@@ -97,6 +97,24 @@ describe("the migration commands", () => {
   );
 
   test("bad arguments are refused with the reason", { timeout: 30_000 }, async () => {
+    for (const [args, reason] of [
+      [[], /error: --to HOST:PORT is required/],
+      [["--resume", "--to", "127.0.0.1:1"], /error: --resume needs --control PATH/],
+      [["--cancel"], /error: --cancel needs --control PATH/],
+      [
+        ["--cancel", "--resume", "--control", "x"],
+        /'--cancel' cannot be used with option '--resume'/,
+      ],
+    ] as const) {
+      await assert.rejects(
+        run(process.execPath, [CLI, "migrate", "send", ...args]),
+        (error: { code: number; stderr: string }) => {
+          assert.equal(error.code, 2);
+          assert.match(error.stderr, reason, args.join(" "));
+          return true;
+        },
+      );
+    }
     await assert.rejects(
       run(process.execPath, [CLI, "migrate", "send", "--to", "nohostport"]),
       (error: { code: number; stderr: string }) => {

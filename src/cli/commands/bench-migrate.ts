@@ -1,6 +1,6 @@
 import { fileURLToPath } from "node:url";
 import cliProgress from "cli-progress";
-import { type Command, InvalidArgumentError, Option } from "commander";
+import { type Command, Option } from "commander";
 import { FAULT_MECHANISMS, MIGRATION_MODES } from "../../migration/config.js";
 import { type MigrationEvent, migrateLocally } from "../../migration/local-pair.js";
 import { DEFAULT_IO_EVERY } from "../../migration/machine/dirtier.js";
@@ -73,7 +73,7 @@ export async function runMigrationBenchmark(
   o: BenchMigrateOptions,
   onEvent?: (side: "source" | "destination", event: MigrationEvent) => void,
 ): Promise<BenchMigrateResult> {
-  if (o.workload !== "dirtier") throw new InvalidArgumentError(`unknown workload ${o.workload}`);
+  if (o.workload !== "dirtier") throw new Error(`unknown workload ${o.workload}`);
   const rawTcpBytesPerSecond = await measureRawTcp();
   const iterations =
     o.iterations ??

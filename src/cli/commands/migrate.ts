@@ -226,21 +226,19 @@ interface SendOptions extends VmOptions {
   verify?: boolean;
 }
 
-async function send(o: SendOptions): Promise<void> {
+async function send(o: SendOptions, command: Command): Promise<void> {
   const emit = emitter(o.events);
   const control = o.control ?? join(tmpdir(), `faultline-migrate-${process.pid}.sock`);
   if (o.cancel) {
-    if (!o.control)
-      throw new InvalidArgumentError("--cancel needs --control PATH of the paused source");
+    if (!o.control) command.error("error: --cancel needs --control PATH of the paused source");
     const reply = await requestControl(o.control, { cancel: true });
     if (!reply.ok) throw new Error(`cancel refused: ${reply.error}`);
     note(o.events, "the source gave the migration up; its guest runs on there");
     return;
   }
-  if (!o.to) throw new InvalidArgumentError("--to HOST:PORT is required");
+  if (!o.to) return command.error("error: --to HOST:PORT is required");
   if (o.resume) {
-    if (!o.control)
-      throw new InvalidArgumentError("--resume needs --control PATH of the paused source");
+    if (!o.control) command.error("error: --resume needs --control PATH of the paused source");
     const reply = await requestControl(o.control, { resume: o.to });
     if (!reply.ok) throw new Error(`resume refused: ${reply.error}`);
     note(o.events, `the source is reconnecting to ${o.to.host}:${o.to.port}`);
@@ -399,5 +397,5 @@ export function registerMigrateCommands(program: Command): void {
         "--verify",
         "if the migration fails before switchover, check the guest's checksums here",
       ),
-  ).action((options: SendOptions) => send(options));
+  ).action((options: SendOptions, command: Command) => send(options, command));
 }
