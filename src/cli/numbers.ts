@@ -13,3 +13,12 @@ export function nonNegativeInteger(text: string): number {
   if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError("a non-negative integer");
   return n;
 }
+
+/** A TCP port number, 0 to 65535. */
+export function tcpPort(text: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 0 || n > 65535) {
+    throw new InvalidArgumentError("a TCP port number, 0 to 65535");
+  }
+  return n;
+}

@@ -175,14 +175,20 @@ export class MigrationDestination {
       );
     }
     const vm = MigratableVm.incoming(options.spec);
-    if (options.prealloc) vm.pages.preallocate();
-    const destination = new MigrationDestination(vm, options);
-    await vm.prepare();
-    await new Promise<void>((resolve, reject) => {
-      destination.server.once("error", reject);
-      destination.server.listen(options.port, options.host, () => resolve());
-    });
-    return destination;
+    try {
+      if (options.prealloc) vm.pages.preallocate();
+      const destination = new MigrationDestination(vm, options);
+      await vm.prepare();
+      await new Promise<void>((resolve, reject) => {
+        destination.server.once("error", reject);
+        destination.server.listen(options.port, options.host, () => resolve());
+      });
+      return destination;
+    } catch (error) {
+      // Its vCPU threads would keep the process alive.
+      await vm.close();
+      throw error;
+    }
   }
 
   get port(): number {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { createServer } from "node:net";
 import { describe, test } from "node:test";
 import { promisify } from "node:util";
 import type { BenchMigrateResult } from "../../src/cli/commands/bench-migrate.js";
@@ -93,6 +94,34 @@ describe("the migration commands", () => {
       assert.equal(result.checksumVerified, true);
       // 100 MB/s pushed, plus the pages the two vCPUs' faults brought on the preempt channel.
       assert.ok(result.throughputBytesPerSecond < 160e6, `${result.throughputBytesPerSecond} B/s`);
+    },
+  );
+
+  test(
+    "a port it cannot listen on is refused at once, with the reason",
+    { timeout: 30_000 },
+    async () => {
+      const taken = createServer();
+      await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+      const { port } = taken.address() as { port: number };
+      try {
+        for (const [value, reason] of [
+          [port, /EADDRINUSE: address already in use 127\.0\.0\.1:\d+/],
+          [65536, /'--port <n>' argument '65536' is invalid\. a TCP port number, 0 to 65535/],
+        ] as const) {
+          // The VM made before listening is closed again: the process exits.
+          await assert.rejects(
+            run(process.execPath, [CLI, "migrate", "listen", "--mem", "16M", "--port", `${value}`]),
+            (error: { code: number; stderr: string }) => {
+              assert.equal(error.code, 2);
+              assert.match(error.stderr, reason);
+              return true;
+            },
+          );
+        }
+      } finally {
+        taken.close();
+      }
     },
   );
 

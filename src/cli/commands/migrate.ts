@@ -21,7 +21,7 @@ import {
 import type { MigrationProgress } from "../../migration/stats.js";
 import type { RamBacking } from "../../vmm/guest-ram.js";
 import { parsePageSize, parseSize } from "../sizes.js";
-import { nonNegativeInteger, positiveInteger } from "../numbers.js";
+import { nonNegativeInteger, positiveInteger, tcpPort } from "../numbers.js";
 
 function hostPort(text: string): { host: string; port: number } {
   const match = /^(.*):(\d+)$/.exec(text);
@@ -329,7 +329,7 @@ export function registerMigrateCommands(program: Command): void {
       .command("listen")
       .description("wait for an incoming migration, run the guest here, report its checksums")
       .option("--host <address>", "address to listen on", "127.0.0.1")
-      .option("--port <n>", "TCP port (0: any free port)", nonNegativeInteger, 4444)
+      .option("--port <n>", "TCP port (0: any free port)", tcpPort, 4444)
       .option("--verify", "compare the guest's checksums with what it computes without migration")
       .option(
         "--async-all",
