@@ -60,6 +60,12 @@ export interface SourceOptions {
    * the longest (BENCHMARKS.md, run G).
    */
   postcopySlowStartMs?: number;
+  /**
+   * How long the destination has to answer SETUP, or a resume, before the
+   * source gives up on it (default 10 s): a peer that accepts connections
+   * and says nothing is no faultline.
+   */
+  answerTimeoutMs?: number;
   /** TLS with a pre-shared key, or plain TCP (loopback only). */
   transport?: Transport;
   /** The guest's rate before the migration, as the caller measured it (default: since boot). */
@@ -108,6 +114,9 @@ const PUSH_BATCH_PAGES = 16;
  * 100 MB/s, about a tenth of what it sends at full rate here.
  */
 const SLOW_START_BYTES_PER_MS = 100_000;
+/** How long the destination has to answer SETUP or a resume unless told otherwise (ms). */
+export const DEFAULT_ANSWER_TIMEOUT_MS = 10_000;
+
 /** How long the slow start lasts unless told otherwise (ms). */
 export const DEFAULT_POSTCOPY_SLOW_START_MS = 200;
 
@@ -226,10 +235,10 @@ export class MigrationSource {
       encodeJson(MSG_SETUP, { config: this.config, mode: o.mode, pages: this.pages }),
     );
     try {
-      await this.waitFor(MSG_SETUP_ACK);
+      await this.answer(MSG_SETUP_ACK);
     } catch (error) {
       this.abort((error as Error).message);
-      throw error;
+      throw error instanceof ConnectionBroken ? new MigrationError(error.message) : error;
     }
     const setupTimeMs = performance.now() - startedAt;
     let dirtyPageRate = 0;
@@ -479,7 +488,7 @@ export class MigrationSource {
     this.options.host = host;
     this.options.port = port;
     await this.connect(true);
-    const sections = decodeSections(await this.waitFor(MSG_RESUME), "RESUME");
+    const sections = decodeSections(await this.answer(MSG_RESUME), "RESUME");
     const info = JSON.parse(sections[0].toString()) as ResumeMessage;
     if (info.startedAtWallMs > 0) this.running ??= { startedAtWallMs: info.startedAtWallMs };
     this.keepGuestOnBadStream();
@@ -688,6 +697,29 @@ export class MigrationSource {
 
   private waitFor(type: number): Promise<Buffer> {
     return new Promise((resolve, reject) => this.waiters.set(type, { resolve, reject }));
+  }
+
+  /** The destination's answer of `type`, within `answerTimeoutMs`. */
+  private answer(type: number): Promise<Buffer> {
+    const ms = this.options.answerTimeoutMs ?? DEFAULT_ANSWER_TIMEOUT_MS;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(type);
+        reject(
+          new ConnectionBroken(
+            `no ${messageName(type)} from ${this.options.host}:${this.options.port} within ${ms} ms ` +
+              "(is a faultline migrate listen there?)",
+          ),
+        );
+      }, ms);
+      const settle =
+        <T>(done: (value: T) => void) =>
+        (value: T) => {
+          clearTimeout(timer);
+          done(value);
+        };
+      this.waiters.set(type, { resolve: settle(resolve), reject: settle(reject) });
+    });
   }
 
   /**

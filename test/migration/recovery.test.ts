@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -291,7 +292,7 @@ describe("pre-copy switchover recovery", () => {
   );
 
   test(
-    "the switchover lost and the destination gone: a resume fails and leaves the source paused; --cancel runs the guest on there",
+    "the switchover lost and the destination gone: resumes that fail leave the source paused; --cancel runs the guest on there",
     { timeout: 90_000 },
     async () => {
       const control = join(tmpdir(), `faultline-test-${process.pid}-${Date.now()}-cancel.sock`);
@@ -302,7 +303,7 @@ describe("pre-copy switchover recovery", () => {
         listenArgs: ["--resume-timeout", "300"],
         sendArgs: [
           ...["--mode", "precopy", "--max-rounds", "3", "--warmup", "50"],
-          ...["--control", control, "--verify"],
+          ...["--control", control, "--verify", "--answer-timeout", "500"],
         ],
         route: async (port) => {
           proxy = await TcpProxy.start({ host: "127.0.0.1", port });
@@ -314,8 +315,18 @@ describe("pre-copy switchover recovery", () => {
           assert.equal(source.event("paused")!.guestRunsThere, false);
           // The destination gives up waiting for its source and exits.
           await destination.exited;
+          // A resume that reaches no destination, then one that reaches a
+          // peer that never answers: still paused after each.
           await resumeSource(control, proxy!.port);
           await source.waitFor("paused", 20_000, 2);
+          const silent = createServer((socket) =>
+            socket.on("data", () => undefined).on("error", () => undefined),
+          );
+          await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+          await resumeSource(control, (silent.address() as { port: number }).port);
+          const paused = await source.waitFor("paused", 20_000, 3);
+          silent.close();
+          assert.match(String(paused.reason), /no RESUME from 127\.0\.0\.1:\d+ within 500 ms/);
           const cancel = await cancelSource(control);
           assert.equal(cancel.code, 0, cancel.stderr);
         },

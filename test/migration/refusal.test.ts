@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { connect, type Socket } from "node:net";
+import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -168,6 +168,32 @@ describe("a migration the destination refuses", () => {
         const errors = await refusedPrecopy({ channel: "main", at, kind: "corrupt" }, "postcopy");
         assert.match(errors.destination, /refused: main channel corrupt/, `byte ${at}`);
         assert.match(errors.source, /before it ran the guest, which runs on here/, `byte ${at}`);
+      }
+    },
+  );
+
+  test(
+    "a peer that accepts connections and never answers: the source gives up on it, and its guest runs on",
+    { timeout: 30_000 },
+    async () => {
+      const silent = createServer((socket) =>
+        socket.on("data", () => undefined).on("error", () => undefined),
+      );
+      await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+      const { port } = silent.address() as { port: number };
+      try {
+        const source = new MigrationProcess("source", CLI, [
+          ...["send", "--to", `127.0.0.1:${port}`, ...vmArgs()],
+          ...["--warmup", "50", "--answer-timeout", "500", "--verify"],
+        ]);
+        assert.equal(await source.exited, 1, source.stderr);
+        assert.match(
+          String(source.event("error")?.message),
+          /no SETUP_ACK from 127\.0\.0\.1:\d+ within 500 ms \(is a faultline migrate listen there\?\)/,
+        );
+        assert.equal(source.event("source-guest")?.verified, true, source.stderr);
+      } finally {
+        silent.close();
       }
     },
   );

@@ -14,6 +14,7 @@ import { MigratableVm, type MigratableVmSpec } from "../../migration/machine/mig
 import { requestControl, serveResumeControl } from "../../migration/resume-control.js";
 import { readPskFile, type Transport } from "../../migration/transport.js";
 import {
+  DEFAULT_ANSWER_TIMEOUT_MS,
   DEFAULT_POSTCOPY_SLOW_START_MS,
   MigrationError,
   MigrationSource,
@@ -220,6 +221,7 @@ interface SendOptions extends VmOptions {
   hybridRounds: number;
   maxRounds: number;
   postcopySlowStart: number;
+  answerTimeout: number;
   control?: string;
   resume?: boolean;
   cancel?: boolean;
@@ -265,6 +267,7 @@ async function send(o: SendOptions, command: Command): Promise<void> {
     hybridRounds: o.hybridRounds,
     maxRounds: o.maxRounds,
     postcopySlowStartMs: o.postcopySlowStart,
+    answerTimeoutMs: o.answerTimeout,
     transport: transportOf(o),
     guestRateBefore,
     onProgress: (p) => (o.events ? emit({ event: "progress", ...p }) : bar?.update(p)),
@@ -381,6 +384,12 @@ export function registerMigrateCommands(program: Command): void {
         "post-copy: the background pusher sends at most 100 MB/s this long, so that the guest's first faults go first (0: full rate at once)",
         nonNegativeInteger,
         DEFAULT_POSTCOPY_SLOW_START_MS,
+      )
+      .option(
+        "--answer-timeout <ms>",
+        "how long the destination has to answer the setup, or a resume",
+        positiveInteger,
+        DEFAULT_ANSWER_TIMEOUT_MS,
       )
       .option(
         "--control <path>",
