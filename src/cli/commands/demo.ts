@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { migrateLocally } from "../../migration/local-pair.js";
 import type { DestinationStats, SourceStats } from "../../migration/stats.js";
 import { FAULTLINE_CLI } from "./bench-migrate.js";
+import { hexChecksums } from "../checksums.js";
 
 const PHASES: Record<string, string> = {
   setup: "setup",
@@ -101,10 +102,10 @@ export function registerDemoCommand(program: Command): void {
           `post-copy: ${s.postcopyRequests} pages requested by faults, the rest pushed; ` +
           `fault latency p50 ${d.faultLatencyUs.p50} µs, p99 ${d.faultLatencyUs.p99} µs; ` +
           `asynchronous userfaults (disk reads into missing pages): ${d.asyncFaults}\n` +
-          `guest checksums on the destination: ${(result.checksums as number[]).map((c) => c.toString(16).padStart(8, "0")).join(" ")}\n` +
+          `guest checksums on the destination: ${hexChecksums(result.checksums as number[])}\n` +
           (verified
             ? "verified: the same as the guest computes without migration\n"
-            : `WRONG: expected ${(result.expected as number[]).map((c) => c.toString(16).padStart(8, "0")).join(" ")}\n`),
+            : `WRONG: expected ${hexChecksums(result.expected as number[])}\n`),
       );
       process.exitCode = verified ? 0 : 1;
     });

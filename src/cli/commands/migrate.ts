@@ -22,6 +22,7 @@ import {
 import type { MigrationProgress } from "../../migration/stats.js";
 import type { RamBacking } from "../../vmm/guest-ram.js";
 import { parsePageSize, parseSize } from "../sizes.js";
+import { hexChecksums } from "../checksums.js";
 import { nonNegativeInteger, positiveInteger, tcpPort } from "../numbers.js";
 
 function hostPort(text: string): { host: string; port: number } {
@@ -194,12 +195,12 @@ async function listen(o: ListenOptions): Promise<void> {
     if (!o.events) {
       const s = result.stats;
       process.stdout.write(
-        `migration completed; guest finished here with checksums ${result.checksums.join(" ")}` +
+        `migration completed; guest finished here with checksums ${hexChecksums(result.checksums)}` +
           (verified === null
             ? ""
             : verified
               ? " (verified)"
-              : ` (EXPECTED ${expected!.join(" ")})`) +
+              : ` (EXPECTED ${hexChecksums(expected!)})`) +
           `\n  post-copy ${s.postcopyTimeMs.toFixed(0)} ms, blocktime ${s.blocktimeMs.toFixed(1)} ms, ` +
           `fault latency p50 ${s.faultLatencyUs.p50} µs p99 ${s.faultLatencyUs.p99} µs max ${s.faultLatencyUs.max} µs\n`,
       );
