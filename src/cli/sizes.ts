@@ -21,3 +21,8 @@ export function parsePageSize(text: string): 4096 | 2097152 | 1073741824 {
   }
   return bytes as 4096 | 2097152 | 1073741824;
 }
+
+/** A rate in bytes per second, as a size ("300M": 300 MiB/s); 0 for no limit. */
+export function parseBandwidth(text: string): number {
+  return /^\s*0+\s*$/.test(text) ? 0 : parseSize(text);
+}

@@ -61,6 +61,14 @@ export interface SourceOptions {
    */
   postcopySlowStartMs?: number;
   /**
+   * Post-copy: the background pusher's rate after its slow start, in
+   * bytes/s (QEMU's max-postcopy-bandwidth; default 0, unlimited).
+   * Requested pages are never held back. On a host whose cores the guest
+   * shares with the migration, this trades how fast memory arrives against
+   * how much CPU the guest keeps (BENCHMARKS.md, run I).
+   */
+  maxPostcopyBandwidth?: number;
+  /**
    * How long the destination has to answer SETUP, or a resume, before the
    * source gives up on it (default 10 s): a peer that accepts connections
    * and says nothing is no faultline.
@@ -516,7 +524,14 @@ export class MigrationSource {
     const startedAt = performance.now();
     const slowStartEnd =
       startedAt + (this.options.postcopySlowStartMs ?? DEFAULT_POSTCOPY_SLOW_START_MS);
-    let pushedBytes = 0;
+    // Bytes per ms; 0 for no limit.
+    const maxRate = (this.options.maxPostcopyBandwidth ?? 0) / 1000;
+    const slowRate =
+      maxRate > 0 ? Math.min(maxRate, SLOW_START_BYTES_PER_MS) : SLOW_START_BYTES_PER_MS;
+    // The pace is kept from the start of each phase: the slow start, then the rest.
+    let slow = true;
+    let phaseStart = startedAt;
+    let phaseBytes = 0;
     for (;;) {
       if (main.isClosed) throw new ConnectionBroken("main channel closed");
       if (main.backlog > MAIN_BACKLOG_BYTES) {
@@ -531,10 +546,15 @@ export class MigrationSource {
       this.postcopyPages++;
       if (this.pushBatch.full) {
         main.sendPieces(this.pushBatch.take(MSG_PAGES));
-        pushedBytes += PUSH_BATCH_PAGES * PAGE_SIZE;
+        phaseBytes += PUSH_BATCH_PAGES * PAGE_SIZE;
         const now = performance.now();
-        const ahead =
-          now < slowStartEnd ? startedAt + pushedBytes / SLOW_START_BYTES_PER_MS - now : 0;
+        if (slow && now >= slowStartEnd) {
+          slow = false;
+          phaseStart = now;
+          phaseBytes = 0;
+        }
+        const rate = slow ? slowRate : maxRate;
+        const ahead = rate > 0 ? phaseStart + phaseBytes / rate - now : 0;
         if (ahead >= 1) {
           await new Promise<void>((resolve) => setTimeout(resolve, ahead));
         } else {

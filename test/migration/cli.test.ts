@@ -125,6 +125,25 @@ describe("the migration commands", () => {
     },
   );
 
+  test(
+    "--max-postcopy-bandwidth holds the pusher to that rate after the slow start",
+    { timeout: 90_000 },
+    async () => {
+      const result = await benchMigrateJson([
+        ...["--mem", "64M", "--postcopy-slow-start", "0"],
+        ...["--max-postcopy-bandwidth", "40M"],
+      ]);
+      assert.equal(result.maxPostcopyBandwidth, 40 * 2 ** 20);
+      assert.equal(result.checksumVerified, true);
+      // Every page came once, pushed or requested by a fault (half of them
+      // or so, at this rate): the pushed share of the throughput is the
+      // pusher's rate (unlimited, about 380 MB/s here).
+      const pushed = 1 - (result.postcopyRequests * 4096) / result.memBytes;
+      const pushedRate = pushed * result.throughputBytesPerSecond;
+      assert.ok(pushedRate < 1.25 * 40 * 2 ** 20, `${pushedRate} B/s pushed`);
+    },
+  );
+
   test("bad arguments are refused with the reason", { timeout: 30_000 }, async () => {
     for (const [args, reason] of [
       [[], /error: --to HOST:PORT is required/],

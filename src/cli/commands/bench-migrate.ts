@@ -8,7 +8,7 @@ import { MigratableVm } from "../../migration/machine/migratable-vm.js";
 import { measureRawTcp } from "../../migration/raw-tcp.js";
 import { DEFAULT_POSTCOPY_SLOW_START_MS } from "../../migration/source.js";
 import type { DestinationStats, SourceStats } from "../../migration/stats.js";
-import { parsePageSize, parseSize } from "../sizes.js";
+import { parseBandwidth, parsePageSize, parseSize } from "../sizes.js";
 import { nonNegativeInteger, positiveInteger } from "../numbers.js";
 
 export const FAULTLINE_CLI = fileURLToPath(
@@ -30,6 +30,7 @@ interface BenchMigrateOptions {
   seconds: number;
   maxRounds: number;
   postcopySlowStart: number;
+  maxPostcopyBandwidth: number;
   prealloc?: boolean;
   json?: boolean;
 }
@@ -42,6 +43,8 @@ export interface BenchMigrateResult {
   prealloc: boolean;
   /** How long the post-copy pusher started at 100 MB/s (ms). */
   postcopySlowStartMs: number;
+  /** The pusher's rate after that, in bytes/s (0: unlimited). */
+  maxPostcopyBandwidth: number;
   memBytes: number;
   vcpus: number;
   totalTimeMs: number;
@@ -112,6 +115,8 @@ export async function runMigrationBenchmark(
       String(o.maxRounds),
       "--postcopy-slow-start",
       String(o.postcopySlowStart),
+      "--max-postcopy-bandwidth",
+      String(o.maxPostcopyBandwidth),
     ],
     onEvent,
     timeoutMs: 600_000,
@@ -131,6 +136,7 @@ export async function runMigrationBenchmark(
     faultMechanism: o.faultMechanism,
     prealloc: o.prealloc === true,
     postcopySlowStartMs: o.postcopySlowStart,
+    maxPostcopyBandwidth: o.maxPostcopyBandwidth,
     memBytes: o.mem,
     vcpus: o.vcpus,
     totalTimeMs: s.totalTimeMs,
@@ -247,6 +253,12 @@ export function registerBenchMigrateCommand(bench: Command): void {
       "post-copy: the pusher sends at most 100 MB/s this long first (0: full rate at once)",
       nonNegativeInteger,
       DEFAULT_POSTCOPY_SLOW_START_MS,
+    )
+    .option(
+      "--max-postcopy-bandwidth <rate>",
+      "post-copy: the pusher's rate after that, bytes/s like 300M (0: unlimited)",
+      parseBandwidth,
+      0,
     )
     .option(
       "--prealloc",

@@ -21,7 +21,7 @@ import {
 } from "../../migration/source.js";
 import type { MigrationProgress } from "../../migration/stats.js";
 import type { RamBacking } from "../../vmm/guest-ram.js";
-import { parsePageSize, parseSize } from "../sizes.js";
+import { parseBandwidth, parsePageSize, parseSize } from "../sizes.js";
 import { hexChecksums } from "../checksums.js";
 import { nonNegativeInteger, positiveInteger, tcpPort } from "../numbers.js";
 
@@ -222,6 +222,7 @@ interface SendOptions extends VmOptions {
   hybridRounds: number;
   maxRounds: number;
   postcopySlowStart: number;
+  maxPostcopyBandwidth: number;
   answerTimeout: number;
   control?: string;
   resume?: boolean;
@@ -268,6 +269,7 @@ async function send(o: SendOptions, command: Command): Promise<void> {
     hybridRounds: o.hybridRounds,
     maxRounds: o.maxRounds,
     postcopySlowStartMs: o.postcopySlowStart,
+    maxPostcopyBandwidth: o.maxPostcopyBandwidth,
     answerTimeoutMs: o.answerTimeout,
     transport: transportOf(o),
     guestRateBefore,
@@ -385,6 +387,12 @@ export function registerMigrateCommands(program: Command): void {
         "post-copy: the background pusher sends at most 100 MB/s this long, so that the guest's first faults go first (0: full rate at once)",
         nonNegativeInteger,
         DEFAULT_POSTCOPY_SLOW_START_MS,
+      )
+      .option(
+        "--max-postcopy-bandwidth <rate>",
+        "post-copy: the background pusher's rate after its slow start, bytes/s like 300M, as QEMU's max-postcopy-bandwidth (0: unlimited; requested pages are never held back)",
+        parseBandwidth,
+        0,
       )
       .option(
         "--answer-timeout <ms>",
