@@ -4,6 +4,7 @@ import type { MigrationConfig, MigrationMode } from "./config.js";
 import { type Channels, closeChannels, connectChannels } from "./connect.js";
 import { collectGarbageNow } from "./collect-garbage.js";
 import { DirtyLog } from "./dirty-log.js";
+import { FaultLocality } from "./postcopy/fault-locality.js";
 import { checkTransport, type Transport } from "./transport.js";
 import { encodeVcpuStates, type MigratableVm } from "./machine/migratable-vm.js";
 import { PageBitmap } from "./page-bitmap.js";
@@ -181,6 +182,7 @@ export class MigrationSource {
   private readonly pushBatch = new PageViewBatchWriter(PUSH_BATCH_PAGES);
   private readonly migrationId: string;
   private cursor = 0;
+  private readonly faultLocality = new FaultLocality();
   private switchoverFrame: Buffer | null = null;
   /**
    * The pages sent after the destination acknowledged the last round:
@@ -577,14 +579,17 @@ export class MigrationSource {
       if (page >= this.pages) throw new MigrationProtocolError(`page request for page ${page}`);
       // Sent even when the pusher sent it already: that copy may still sit
       // behind bulk data, and the destination drops whichever comes second.
-      if (this.needed.test(page)) {
+      const pushed = !this.needed.test(page);
+      if (!pushed) {
         this.needed.clear(page);
         this.postcopyPages++;
       }
       this.addPageView(this.preemptBatch, page);
       if (this.preemptBatch.full) preempt.sendPieces(this.preemptBatch.take(MSG_PAGES));
-      // The pusher goes on from here: the guest is likely to want the neighbours next.
-      this.cursor = page + 1;
+      // Near other recent faults, the guest is likely to want the neighbours
+      // next: the pusher goes on from here. Faults on pages the pusher sent
+      // (still on their way) tell only where the pusher is.
+      if (!pushed && this.faultLocality.inRun(page)) this.cursor = page + 1;
     }
     if (this.preemptBatch.count > 0) preempt.sendPieces(this.preemptBatch.take(MSG_PAGES));
   }
