@@ -34,7 +34,6 @@ import {
 import {
   messageName,
   MigrationProtocolError,
-  StreamTruncated,
   MSG_COMPLETE,
   MSG_HELLO,
   MSG_PAGE_REQUEST,
@@ -48,6 +47,7 @@ import {
   MSG_SETUP,
   MSG_SETUP_ACK,
   MSG_SWITCHOVER,
+  StreamTruncated,
 } from "./wire/format.js";
 import {
   decodeJson,

@@ -99,7 +99,7 @@ export class MigrationError extends Error {
   }
 }
 
-/** A channel broke: before switchover this fails the migration, in post-copy it pauses it. */
+/** A channel broke: before the switchover this fails the migration, after it pauses it. */
 class ConnectionBroken extends Error {}
 
 /** The operator gave up a paused migration before the destination ran the guest. */
@@ -270,7 +270,8 @@ export class MigrationSource {
           await this.sendNeeded(this.channel("main"));
           const dirty = this.dirtyLog.sync(this.needed);
           dirtyPageRate = (dirty * 1000) / Math.max(1, performance.now() - roundStart);
-          // Hybrid: enough rounds, or pre-copy stopped converging.
+          // Pre-copy: converged, or out of rounds. Hybrid: enough rounds, or
+          // pre-copy stopped converging.
           const last =
             o.mode === "precopy"
               ? dirty <= (o.convergedPages ?? 512) || this.round >= (o.maxRounds ?? 30)
