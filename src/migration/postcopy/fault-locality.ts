@@ -13,11 +13,12 @@ const RUN_FAULTS = 3;
  * Whether page requests come in runs of nearby faults (a guest streaming
  * through a buffer, or working on a few regions) or scattered. The
  * post-copy pusher moves to a fault only in a run: after a scattered fault
- * it carries on in order. Jumping to every fault, as QEMU's pusher does,
- * scatters the push over all of RAM when the guest's accesses are
- * scattered, so that no vCPU's working set is complete until the very end;
- * carrying on in order completes one region after another (BENCHMARKS.md,
- * run I). The requested page itself goes out at once either way.
+ * it carries on in order. Jumping to every fault, as this pusher did
+ * before, scatters the push over all of RAM when the guest's accesses are
+ * scattered, so that no vCPU's working set is complete until the very
+ * end; carrying on in order completes one region after another
+ * (BENCHMARKS.md, run I). The requested page itself goes out at once
+ * either way.
  */
 export class FaultLocality {
   private readonly recent = new Float64Array(RECENT_FAULTS).fill(-Infinity);
