@@ -160,9 +160,14 @@ describe("post-copy recovery", () => {
     "a break while the switchover is on its way: the destination waits, the resumed source sends it again",
     { timeout: 90_000 },
     async () => {
-      // Past HELLO and SETUP, inside the SWITCHOVER (its page bitmap alone is 2 KiB):
-      // the source has sent it and stopped its guest, the destination never sees it.
-      const notes = await resumedOnceAfter({ channel: "main", at: 1500, kind: "cut" });
+      // Inside the SWITCHOVER: the source has sent it and stopped its
+      // guest, the destination never sees it.
+      const notes = await resumedOnceAfter({
+        channel: "main",
+        frame: MSG_SWITCHOVER,
+        at: 100,
+        kind: "cut",
+      });
       assert.match(notes, /before the switchover arrived\); waiting for the source/);
       assert.match(notes, /resumed before the switchover arrived/);
     },
