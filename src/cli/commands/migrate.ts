@@ -201,8 +201,12 @@ async function listen(o: ListenOptions): Promise<void> {
             : verified
               ? " (verified)"
               : ` (EXPECTED ${hexChecksums(expected!)})`) +
-          `\n  post-copy ${s.postcopyTimeMs.toFixed(0)} ms, blocktime ${s.blocktimeMs.toFixed(1)} ms, ` +
-          `fault latency p50 ${s.faultLatencyUs.p50} µs p99 ${s.faultLatencyUs.p99} µs max ${s.faultLatencyUs.max} µs\n`,
+          "\n" +
+          // A pre-copy that converged had no post-copy to tell of.
+          (s.postcopyTimeMs > 0
+            ? `  post-copy ${s.postcopyTimeMs.toFixed(0)} ms, blocktime ${s.blocktimeMs.toFixed(1)} ms, ` +
+              `fault latency p50 ${s.faultLatencyUs.p50} µs p99 ${s.faultLatencyUs.p99} µs max ${s.faultLatencyUs.max} µs\n`
+            : ""),
       );
     }
     if (verified === false) process.exitCode = 1;
