@@ -414,10 +414,6 @@ export class MigrationSource {
     return null;
   }
 
-  get waitingForResume(): boolean {
-    return this.resumeWaiter !== null;
-  }
-
   // ------------------------------------------------------------------ post-copy
 
   private async postcopy(): Promise<void> {
@@ -453,6 +449,8 @@ export class MigrationSource {
       } catch (error) {
         if (!this.undecided(error)) throw error;
         await this.pausedUntilReconnected(error as Error);
+        // Reconnected: the switchover is done or on its way again.
+        this.status = "device";
       }
     }
   }
