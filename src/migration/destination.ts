@@ -19,6 +19,7 @@ import {
   type MigratableVmSpec,
 } from "./machine/migratable-vm.js";
 import { PageBitmap } from "./page-bitmap.js";
+import { warmSwitchoverPath } from "./warm-switchover.js";
 import type { PostcopyMemory } from "./postcopy/postcopy-memory.js";
 import { checkTransport, tlsServerOptions, type Transport } from "./transport.js";
 import { ThreadBlocktime } from "./postcopy/thread-blocktime.js";
@@ -439,6 +440,8 @@ export class MigrationDestination {
         const { round, last } = decodeJson<{ round: number; last: boolean }>(payload, "ROUND_END");
         // The source waits for this before it stops the vCPUs: collect now, not in the downtime.
         collectGarbageNow();
+        // Warmed at setup; again here, seconds of pre-copy later, just before it counts.
+        if (last === true) warmSwitchoverPath(this.pages, this.options.spec.vcpus);
         this.send("return", encodeJson(MSG_ROUND_ACK, { round }));
         this.lastRoundAcknowledged = last === true;
         this.progress();
@@ -496,6 +499,7 @@ export class MigrationDestination {
       this.memory = this.createMemory();
       this.memory.arm();
     }
+    warmSwitchoverPath(this.pages, this.options.spec.vcpus);
     this.mode = mode;
     this.status = "active";
     // In post-copy the switchover follows at once: collect now, not in the downtime.

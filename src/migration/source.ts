@@ -8,6 +8,7 @@ import { FaultLocality } from "./postcopy/fault-locality.js";
 import { checkTransport, type Transport } from "./transport.js";
 import { encodeVcpuStates, type MigratableVm } from "./machine/migratable-vm.js";
 import { PageBitmap } from "./page-bitmap.js";
+import { warmSwitchoverPath } from "./warm-switchover.js";
 import {
   type MigrationProgress,
   type MigrationStatus,
@@ -234,6 +235,8 @@ export class MigrationSource {
     // Since boot, or since the caller started a window (a warm-up's second half).
     const maxStallBeforeMs = this.vm.maxStallMs();
     this.vm.closeStallWindow();
+    // The bitmap passes after the switchover (progress counts what is left) would run cold there.
+    warmSwitchoverPath(this.pages, this.vm.spec.vcpus);
     try {
       await this.connect(false);
     } catch (error) {
