@@ -2,17 +2,19 @@ import { bootVcpuState } from "./machine/vcpu-state.js";
 import { decodeVcpuStates, encodeVcpuStates, type SavedVcpu } from "./machine/migratable-vm.js";
 import { PageBitmap } from "./page-bitmap.js";
 
-/** Passes enough for V8 to compile the loops over every page's bit (measured: 3 make them fast). */
+/** Passes made: with three, the traced switchovers ran compiled code (fewer were not tried). */
 const PASSES = 3;
 
 /**
- * Run the destination's switchover work once per pass on stand-in data of
- * the migration's size, at setup: the decoding of the final bitmap and the
- * vCPU states, and the bitmap passes over every page that release the
- * pre-copied pages still clean. That work runs once per migration, inside
- * the downtime and just after the vCPUs start, so V8 would otherwise
- * interpret it there: 3-9 ms of each vCPU's first stall, 1-2 ms of them
- * before RUNNING (BENCHMARKS.md, run J). Nothing of the migration is touched.
+ * Run the switchover's once-only work on stand-in data of the migration's
+ * size: the destination's decoding of the final bitmap and the vCPU states
+ * and its passes over every page's bit (each page pre-copied or left to
+ * post-copy; the release of clean pre-copied pages), and the count of pages
+ * left that the source reports right after it. Run once per migration, at
+ * the switchover, V8 would interpret it there: traced, 5-12 ms of the
+ * destination's work from the SWITCHOVER frame on, and 4 ms of the
+ * source's, while the vCPUs' first requests waited (BENCHMARKS.md, run J).
+ * Nothing of the migration is touched.
  */
 export function warmSwitchoverPath(pages: number, vcpus: number): void {
   const saved: SavedVcpu[] = [];
