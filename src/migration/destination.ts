@@ -15,6 +15,7 @@ import { FaultRing } from "./fault-ring.js";
 import {
   decodeVcpuStates,
   type DeviceStates,
+  type SavedVcpu,
   MigratableVm,
   type MigratableVmSpec,
 } from "./machine/migratable-vm.js";
@@ -472,6 +473,9 @@ export class MigrationDestination {
       mode: MigrationMode;
       pages: number;
     }>(payload, "SETUP");
+    if (typeof config !== "object" || config === null) {
+      throw new MigrationProtocolError("SETUP without a configuration");
+    }
     const problems = [
       ...configDifferences(config, this.config),
       ...configProblems(this.config),
@@ -500,6 +504,7 @@ export class MigrationDestination {
       this.memory.arm();
     }
     warmSwitchoverPath(this.pages, this.options.spec.vcpus);
+    this.vm.prepareVcpuStateCheck();
     this.mode = mode;
     this.status = "active";
     // In post-copy the switchover follows at once: collect now, not in the downtime.
@@ -541,12 +546,32 @@ export class MigrationDestination {
     ) {
       throw new MigrationProtocolError("SWITCHOVER header without each vCPU's last progress");
     }
+    // Everything is checked before anything changes here: a refusal leaves the guest to the source.
+    const clock = /^\d{1,19}$/.test(String(header.clock)) ? BigInt(header.clock) : -1n;
+    if (clock < 0n || clock >= 1n << 63n || typeof header.postcopy !== "boolean") {
+      throw new MigrationProtocolError("SWITCHOVER header without the guest's clock or its mode");
+    }
+    if (neededBytes.length !== Math.ceil(this.pages / 8)) {
+      throw new MigrationProtocolError(
+        `SWITCHOVER bitmap of ${neededBytes.length} bytes for ${this.pages} pages`,
+      );
+    }
     const needed = PageBitmap.fromBytes(this.pages, neededBytes);
-    const saved = decodeVcpuStates(stateBytes, this.options.spec.vcpus);
-    // Inside the downtime, and run once (not yet compiled): one pass, nothing allocated.
+    let saved: SavedVcpu[];
+    try {
+      saved = decodeVcpuStates(stateBytes, this.options.spec.vcpus);
+    } catch (error) {
+      throw new MigrationProtocolError(`malformed vCPU state: ${(error as Error).message}`);
+    }
+    // Inside the downtime: one pass, nothing allocated.
     const missing = needed.countNeither(this.precopied);
     if (missing > 0) {
       throw new MigrationProtocolError(`${missing} pages neither pre-copied nor left to post-copy`);
+    }
+    try {
+      this.vm.checkVcpuStates(saved);
+    } catch (error) {
+      throw new MigrationProtocolError((error as Error).message);
     }
     try {
       const devices = decodeJson<DeviceStates | null>(deviceBytes, "device state");
@@ -560,7 +585,7 @@ export class MigrationDestination {
     }
     this.switchedOver = true;
     // KVM_SET_CLOCK before any vCPU runs: the guest's time goes on where it stopped.
-    this.vm.vm.setClock(BigInt(header.clock));
+    this.vm.vm.setClock(clock);
     if (header.postcopy) {
       const memory = this.memory;
       if (!memory) throw new MigrationProtocolError("post-copy switchover in pre-copy mode");

@@ -23,9 +23,10 @@ import {
 } from "../../src/migration/wire/format.js";
 import { type StreamFault, TcpProxy } from "../support/tcp-proxy.js";
 import { CLI, vmArgs } from "./support.js";
-import { DIRTIER_GUEST } from "../../src/migration/machine/migratable-vm.js";
+import { DIRTIER_GUEST, MigratableVm } from "../../src/migration/machine/migratable-vm.js";
 import { DEFAULT_IO_EVERY, dirtierWorkload } from "../../src/migration/machine/dirtier.js";
 import { MigrationDestination } from "../../src/migration/destination.js";
+import { CORE_MODE, coreReg } from "../../src/kvm/one-reg.js";
 
 /**
  * The destination refuses what it cannot trust or load, with a clear
@@ -249,6 +250,44 @@ describe("a migration the destination refuses", () => {
     },
   );
 
+  for (const { what, hello, setup, error } of [
+    {
+      what: "a HELLO that is no object",
+      hello: null,
+      setup: null,
+      error: /refused: malformed HELLO message: not an object/,
+    },
+    {
+      what: "a SETUP without a configuration",
+      hello: { migration: "m", resume: false },
+      setup: { config: null, mode: "postcopy", pages: 4096 },
+      error: /refused: SETUP without a configuration/,
+    },
+  ]) {
+    test(`${what} is refused`, { timeout: 30_000 }, async () => {
+      const { destination, port } = await listeningDestination();
+      try {
+        // A stream that says nothing right is refused on its own connection.
+        const channels = hello ? (["main", "return", "preempt"] as const) : (["main"] as const);
+        const sockets = channels.map((channel) => {
+          const socket = connect(port, "127.0.0.1");
+          socket.write(encodeJson(MSG_HELLO, hello && { channel, ...hello }));
+          return socket;
+        });
+        if (setup) sockets[0].write(encodeJson(MSG_SETUP, setup));
+        const received = await Promise.all(sockets.map(framesUntilClose));
+        assert.ok(
+          received.some((frames) => frames.includes(MSG_REFUSE)),
+          JSON.stringify(received),
+        );
+        assert.equal(await destination.exited, 1);
+        assert.match(String(destination.event("error")?.message), error);
+      } finally {
+        destination.kill();
+      }
+    });
+  }
+
   for (const ending of ["breaks", "says why"] as const) {
     test(
       `set up for post-copy, the source ${ending} before its switchover: the destination ` +
@@ -314,21 +353,87 @@ describe("a migration the destination refuses", () => {
     );
   }
 
+  /** The devices of vmArgs()'s VM as a source saves them: state any destination of it takes. */
+  const validBlk = async () => {
+    const { vm } = MigratableVm.boot({
+      memBytes: 16 << 20,
+      vcpus: 4,
+      backing: "guest_memfd",
+      pageSize: 4096,
+      iterations: 6000,
+      storesPerIteration: 256,
+      ioEvery: DEFAULT_IO_EVERY,
+    });
+    try {
+      return (await vm.saveDevices()).blk;
+    } finally {
+      await vm.close();
+    }
+  };
+  const finished = Array.from({ length: 4 }, () => ({ done: true, checksum: 0 }));
+  const running = (regs: [string, string][]) => ({ done: false, state: { regs, mpState: 0 } });
+  const mode = coreReg(CORE_MODE).toString(16);
   const switchovers = [
     {
       what: "whose device state this destination cannot take",
       lastProgressWallMs: [0, 0, 0, 0] as number[] | undefined,
       blk: { status: 999 },
+      vcpus: JSON.stringify(finished),
       error: /refused: device state refused: EINVAL: malformed virtio-blk state/,
     },
     {
       what: "without the vCPUs' last progress",
       lastProgressWallMs: undefined,
       blk: {},
+      vcpus: JSON.stringify(finished),
       error: /refused: SWITCHOVER header without each vCPU's last progress/,
     },
+    {
+      what: "whose guest clock is not a number",
+      lastProgressWallMs: [0, 0, 0, 0],
+      blk: {},
+      vcpus: JSON.stringify(finished),
+      clock: "soon",
+      error: /refused: SWITCHOVER header without the guest's clock or its mode/,
+    },
+    {
+      what: "with a bitmap of another guest's size",
+      lastProgressWallMs: [0, 0, 0, 0],
+      blk: {},
+      vcpus: JSON.stringify(finished),
+      pages: 4096 + 64,
+      error: /refused: SWITCHOVER bitmap of 520 bytes for 4096 pages/,
+    },
+    {
+      what: "with vCPU state for another number of vCPUs",
+      lastProgressWallMs: [0, 0, 0, 0],
+      blk: {},
+      vcpus: JSON.stringify(finished.slice(1)),
+      error: /refused: malformed vCPU state: .*3 vCPUs, expected 4/,
+    },
+    {
+      what: "with vCPU state that is not JSON",
+      lastProgressWallMs: [0, 0, 0, 0],
+      blk: {},
+      vcpus: "[{",
+      error: /refused: malformed vCPU state: /,
+    },
+    {
+      what: "with a register value this destination's KVM refuses",
+      lastProgressWallMs: [0, 0, 0, 0],
+      blk: "valid",
+      vcpus: JSON.stringify([running([[mode, "7"]]), ...finished.slice(1)]),
+      error: /refused: vCPU 0 state refused: EINVAL: mode 7/,
+    },
+    {
+      what: "with a register this destination's KVM does not have",
+      lastProgressWallMs: [0, 0, 0, 0],
+      blk: "valid",
+      vcpus: JSON.stringify([...finished.slice(1), running([["ffff", "0"]])]),
+      error: /refused: vCPU 3 state refused: /,
+    },
   ];
-  for (const { what, lastProgressWallMs, blk, error } of switchovers) {
+  for (const { what, lastProgressWallMs, blk, vcpus, clock, pages, error } of switchovers) {
     test(
       `a switchover ${what} is refused, before any vCPU starts`,
       { timeout: 30_000 },
@@ -336,24 +441,26 @@ describe("a migration the destination refuses", () => {
         const { destination, port } = await listeningDestination([]);
         try {
           const sockets = await setUpByHand(port);
-          const needed = new PageBitmap(4096);
+          const needed = new PageBitmap(pages ?? 4096);
           needed.setAll();
           const header = {
             mode: "postcopy",
             postcopy: true,
             stoppedAtWallMs: 0,
             rounds: 0,
-            clock: "0",
+            clock: clock ?? "0",
             lastProgressWallMs,
           };
-          const vcpus = Array.from({ length: 4 }, () => ({ done: true, checksum: 0 }));
-          const devices = { uart: { ier: 0, lcr: 3, mcr: 0, scr: 0, dll: 0, dlm: 0, fcr: 0 }, blk };
+          const devices = {
+            uart: { ier: 0, lcr: 3, mcr: 0, scr: 0, dll: 0, dlm: 0, fcr: 0 },
+            blk: blk === "valid" ? await validBlk() : blk,
+          };
           const closed = framesUntilClose(sockets[1]);
           sockets[0].write(
             encodeSections(MSG_SWITCHOVER, [
               Buffer.from(JSON.stringify(header)),
               needed.toBytes(),
-              Buffer.from(JSON.stringify(vcpus)),
+              Buffer.from(vcpus),
               Buffer.from(JSON.stringify(devices)),
             ]),
           );

@@ -245,6 +245,19 @@ describe("migration wire protocol", () => {
     assert.throws(() => forEachPage(pages.subarray(0, pages.length - 4), () => undefined), /PAGES/);
   });
 
+  test("a control message is a JSON object, or refused as malformed", () => {
+    assert.deepEqual(decodeJson(Buffer.from('{"round":3}'), "ROUND_END"), { round: 3 });
+    for (const text of ["null", "[1,2]", "7", '"text"', "{"]) {
+      assert.throws(
+        () => decodeJson(Buffer.from(text), "ROUND_END"),
+        (error: Error) =>
+          error instanceof MigrationProtocolError &&
+          /malformed ROUND_END message/.test(error.message),
+        text,
+      );
+    }
+  });
+
   test("a corrupt payload, bad magic or unknown type is refused clearly", () => {
     const good = encodeJson(MSG_SETUP, { x: 1 });
     const flipped = Buffer.from(good);

@@ -4,6 +4,7 @@ import { PAGE_SIZE } from "../../host/host-memory.js";
 import type { BackingPageSize } from "../../host/page-cache.js";
 import { Kvm } from "../../kvm/kvm.js";
 import { MEM_GUEST_MEMFD } from "../../kvm/uapi.js";
+import type { Vcpu } from "../../kvm/vcpu.js";
 import type { UserMemoryRegion2, Vm } from "../../kvm/vm.js";
 import {
   type BlockDeviceWorker,
@@ -37,7 +38,9 @@ import {
 import type { VcpuStartMessage, VcpuWorkerData, VcpuWorkerMessage } from "./vcpu-worker.js";
 import {
   bootVcpuState,
+  restoreVcpuState,
   savedRegister,
+  saveVcpuState,
   type VcpuState,
   vcpuStateFromJson,
   vcpuStateToJson,
@@ -91,6 +94,8 @@ export class MigratableVm {
   private vcpus: (SavedVcpu | null)[];
   private waiters: (() => void)[] = [];
   private failure: Error | null = null;
+  /** A vCPU of a VM that never runs, per vCPU: where checkVcpuStates loads states (made on first use). */
+  private stateCheckers: Vcpu[] | null = null;
   /** performance.now() when the vCPUs last started. */
   startedAt = 0;
   /** performance.now() and progress() when the first vCPU finished its workload (0 before). */
@@ -273,6 +278,42 @@ export class MigratableVm {
   restoreDevices(devices: DeviceStates): void {
     restoreUartState(this.uart, devices.uart);
     restoreVirtioBlkState(this.blk, devices.blk);
+  }
+
+  /**
+   * Load each saved vCPU state into a vCPU of a VM that never runs, by the
+   * KVM_SET_ONE_REG and KVM_SET_MP_STATE calls its own thread will make: a
+   * state this KVM refuses (a register it lacks, a value it rejects) is
+   * found before any vCPU starts, while the source may still run its guest
+   * on, instead of failing a vCPU thread once the guest runs here. Throws an
+   * Error naming the vCPU.
+   */
+  checkVcpuStates(saved: SavedVcpu[]): void {
+    this.stateCheckers ??= this.createStateCheckers();
+    saved.forEach((vcpu, id) => {
+      if (vcpu.done) return;
+      try {
+        restoreVcpuState(this.stateCheckers![id], vcpu.state);
+      } catch (error) {
+        throw new Error(`vCPU ${id} state refused: ${(error as Error).message}`);
+      }
+    });
+  }
+
+  /** Make the vCPUs checkVcpuStates loads into, and check their reset state once: out of the downtime. */
+  prepareVcpuStateCheck(): void {
+    this.stateCheckers ??= this.createStateCheckers();
+    this.checkVcpuStates(
+      this.stateCheckers.map((vcpu) => ({ done: false, state: saveVcpuState(vcpu) })),
+    );
+  }
+
+  private createStateCheckers(): Vcpu[] {
+    const vm = this.kvm.createVm();
+    return Array.from({ length: this.spec.vcpus }, (_, id) => {
+      vm.createVcpuRecord(id);
+      return this.kvm.attachVcpu(vm, id);
+    });
   }
 
   /**

@@ -12,12 +12,18 @@ export function encodeJson(type: number, value: unknown): Buffer {
   return encodeFrame(type, Buffer.from(JSON.stringify(value), "utf8"));
 }
 
+/** A control message: a JSON object, or MigrationProtocolError. */
 export function decodeJson<T>(payload: Buffer, what: string): T {
+  let value: unknown;
   try {
-    return JSON.parse(payload.toString("utf8")) as T;
+    value = JSON.parse(payload.toString("utf8"));
   } catch {
     throw new MigrationProtocolError(`malformed ${what} message`);
   }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new MigrationProtocolError(`malformed ${what} message: not an object`);
+  }
+  return value as T;
 }
 
 /** In a PAGES index entry: the page is all zeros and carries no data. */
