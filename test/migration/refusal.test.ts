@@ -23,7 +23,11 @@ import {
 } from "../../src/migration/wire/format.js";
 import { type StreamFault, TcpProxy } from "../support/tcp-proxy.js";
 import { CLI, vmArgs } from "./support.js";
-import { DIRTIER_GUEST, MigratableVm } from "../../src/migration/machine/migratable-vm.js";
+import {
+  DIRTIER_GUEST,
+  MigratableVm,
+  type MigratableVmSpec,
+} from "../../src/migration/machine/migratable-vm.js";
 import { DEFAULT_IO_EVERY, dirtierWorkload } from "../../src/migration/machine/dirtier.js";
 import { MigrationDestination } from "../../src/migration/destination.js";
 import { CORE_MODE, coreReg } from "../../src/kvm/one-reg.js";
@@ -78,6 +82,17 @@ async function listeningDestination(
   const { port } = (await destination.waitFor("listening")) as unknown as { port: number };
   return { destination, port };
 }
+
+/** vmArgs()'s VM, as a spec. */
+const VM_SPEC: MigratableVmSpec = {
+  memBytes: 16 << 20,
+  vcpus: 4,
+  backing: "guest_memfd",
+  pageSize: 4096,
+  iterations: 6000,
+  storesPerIteration: 256,
+  ioEvery: DEFAULT_IO_EVERY,
+};
 
 /** The types of the frames a socket receives until it closes. */
 async function framesUntilClose(socket: Socket): Promise<number[]> {
@@ -355,15 +370,7 @@ describe("a migration the destination refuses", () => {
 
   /** The devices of vmArgs()'s VM as a source saves them: state any destination of it takes. */
   const validBlk = async () => {
-    const { vm } = MigratableVm.boot({
-      memBytes: 16 << 20,
-      vcpus: 4,
-      backing: "guest_memfd",
-      pageSize: 4096,
-      iterations: 6000,
-      storesPerIteration: 256,
-      ioEvery: DEFAULT_IO_EVERY,
-    });
+    const { vm } = MigratableVm.boot(VM_SPEC);
     try {
       return (await vm.saveDevices()).blk;
     } finally {
@@ -523,15 +530,7 @@ describe("a migration the destination refuses", () => {
       const destination = await MigrationDestination.listen({
         host: "127.0.0.1",
         port: 0,
-        spec: {
-          memBytes: 16 << 20,
-          vcpus: 4,
-          backing: "guest_memfd",
-          pageSize: 4096,
-          iterations: 6000,
-          storesPerIteration: 256,
-          ioEvery: DEFAULT_IO_EVERY,
-        },
+        spec: VM_SPEC,
         faultMechanism: "userfault",
         // Should the test fail before the destination does, it gives up soon after.
         resumeTimeoutMs: 1000,
