@@ -501,7 +501,10 @@ export class MigrationSource {
     this.options.port = port;
     await this.connect(true);
     const sections = decodeSections(await this.answer(MSG_RESUME), "RESUME");
-    const info = JSON.parse(sections[0].toString()) as ResumeMessage;
+    const info = decodeJson<ResumeMessage>(sections[0] ?? Buffer.alloc(0), "RESUME");
+    if (typeof info.switchedOver !== "boolean") {
+      throw new MigrationProtocolError("RESUME without whether the switchover arrived");
+    }
     if (info.startedAtWallMs > 0) this.running ??= { startedAtWallMs: info.startedAtWallMs };
     this.keepGuestOnBadStream();
     this.cursor = 0;
@@ -517,6 +520,11 @@ export class MigrationSource {
       return;
     }
     // Whatever was in flight when the connection broke is sent again.
+    if (sections[1]?.length !== Math.ceil(this.pages / 8)) {
+      throw new MigrationProtocolError(
+        `RESUME bitmap of ${sections[1]?.length ?? 0} bytes for ${this.pages} pages`,
+      );
+    }
     const received = PageBitmap.fromBytes(this.pages, sections[1]);
     this.needed.setAll();
     this.needed.andNot(received);

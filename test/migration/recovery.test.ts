@@ -8,7 +8,8 @@ import {
   migrateLocally,
   MigrationProcess,
 } from "../../src/migration/local-pair.js";
-import { MSG_RUNNING, MSG_SWITCHOVER } from "../../src/migration/wire/format.js";
+import { MSG_RESUME, MSG_RUNNING, MSG_SWITCHOVER } from "../../src/migration/wire/format.js";
+import { encodeSections } from "../../src/migration/wire/messages.js";
 import { type StreamFault, TcpProxy } from "../support/tcp-proxy.js";
 import { CLI, vmArgs } from "./support.js";
 
@@ -332,6 +333,17 @@ describe("pre-copy switchover recovery", () => {
           const paused = await source.waitFor("paused", 20_000, 3);
           silent.close();
           assert.match(String(paused.reason), /no RESUME from 127\.0\.0\.1:\d+ within 500 ms/);
+          // And one that answers with a RESUME that says nothing.
+          const garbled = createServer((socket) =>
+            socket
+              .on("error", () => undefined)
+              .end(encodeSections(MSG_RESUME, [Buffer.from("[1]")])),
+          );
+          await new Promise<void>((resolve) => garbled.listen(0, "127.0.0.1", resolve));
+          await resumeSource(control, (garbled.address() as { port: number }).port);
+          const pausedAgain = await source.waitFor("paused", 20_000, 4);
+          garbled.close();
+          assert.match(String(pausedAgain.reason), /malformed RESUME message: not an object/);
           const cancel = await cancelSource(control);
           assert.equal(cancel.code, 0, cancel.stderr);
         },
