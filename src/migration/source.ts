@@ -205,6 +205,8 @@ export class MigrationSource {
   private refusal: string | null = null;
   /** It refused after the switchover but before it started a vCPU: the guest is whole here. */
   private refusedBeforeRunning = false;
+  /** Why fail() closed the channels: what the pre-copy loop, finding them closed, reports. */
+  private closedFor: MigrationError | null = null;
   private roundAcked = 0;
   private roundAckWaiter: (() => void) | null = null;
   private vcpusRunningAtSwitchover = 0;
@@ -336,11 +338,12 @@ export class MigrationSource {
     } catch (error) {
       if (!postcopy || this.switchoverFrame === null) {
         // Before the destination could run the guest: the source VM runs on.
-        this.abort((error as Error).message);
+        const cause = error instanceof ConnectionBroken ? (this.closedFor ?? error) : error;
+        this.abort((cause as Error).message);
         if (paused) this.vm.resume();
-        throw error instanceof ConnectionBroken
-          ? new MigrationError(`migration failed before switchover: ${error.message}`)
-          : error;
+        throw cause instanceof ConnectionBroken
+          ? new MigrationError(`migration failed before switchover: ${cause.message}`)
+          : cause;
       }
       throw error;
     }
@@ -688,20 +691,25 @@ export class MigrationSource {
       return;
     }
     if (type === MSG_ROUND_ACK) {
-      this.roundAcked = Math.max(
-        this.roundAcked,
-        decodeJson<{ round: number }>(payload, "ROUND_ACK").round,
-      );
+      const { round } = decodeJson<{ round: number }>(payload, "ROUND_ACK");
+      // A round that is no number would leave the wait for it unanswered for ever.
+      if (!Number.isSafeInteger(round))
+        throw new MigrationProtocolError("ROUND_ACK without a round");
+      this.roundAcked = Math.max(this.roundAcked, round);
       this.roundAckWaiter?.();
       return;
     }
     if (type === MSG_REFUSE) {
-      this.refused(decodeJson<{ reason: string }>(payload, "REFUSE").reason, from);
+      this.refused(String(decodeJson<{ reason: string }>(payload, "REFUSE").reason), from);
       return;
     }
     // Noted as it is read: whether the destination started the guest decides what a refusal means.
     if (type === MSG_RUNNING) {
-      this.running ??= decodeJson<RunningMessage>(payload, "RUNNING");
+      const running = decodeJson<RunningMessage>(payload, "RUNNING");
+      if (!Number.isFinite(running.startedAtWallMs)) {
+        throw new MigrationProtocolError("RUNNING without when the guest started");
+      }
+      this.running ??= running;
       this.keepGuestOnBadStream();
     }
     if (type === MSG_POSTCOPY_DONE) this.postcopyDone = true;
@@ -833,7 +841,10 @@ export class MigrationSource {
     const waiters = [...this.waiters.values()];
     this.waiters.clear();
     for (const w of waiters) w.reject(error);
-    if (error instanceof MigrationError) closeChannels(this.channels, null);
+    if (error instanceof MigrationError) {
+      this.closedFor ??= error;
+      closeChannels(this.channels, null);
+    }
   }
 
   /**

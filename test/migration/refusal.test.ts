@@ -214,6 +214,37 @@ describe("a migration the destination refuses", () => {
     },
   );
 
+  test(
+    "a peer that acknowledges a pre-copy round without naming it: the source gives up on it, and its guest runs on",
+    { timeout: 30_000 },
+    async () => {
+      // Just enough of a destination: SETUP_ACK, then ROUND_ACKs that name no round.
+      const peer = createServer((socket) => {
+        const decoder = new FrameDecoder();
+        socket.on("error", () => undefined);
+        socket.on("data", (chunk: Buffer) =>
+          decoder.push(chunk, (type) => {
+            if (type === MSG_SETUP) socket.write(encodeJson(MSG_SETUP_ACK, {}));
+            if (type === MSG_ROUND_END) socket.write(encodeJson(MSG_ROUND_ACK, {}));
+          }),
+        );
+      });
+      await new Promise<void>((resolve) => peer.listen(0, "127.0.0.1", resolve));
+      const { port } = peer.address() as { port: number };
+      try {
+        const source = new MigrationProcess("source", CLI, [
+          ...["send", "--to", `127.0.0.1:${port}`, ...vmArgs()],
+          ...["--mode", "precopy", "--max-rounds", "3", "--warmup", "50", "--verify"],
+        ]);
+        assert.equal(await source.exited, 1, source.stderr);
+        assert.match(String(source.event("error")?.message), /ROUND_ACK without a round/);
+        assert.equal(source.event("source-guest")?.verified, true, source.stderr);
+      } finally {
+        peer.close();
+      }
+    },
+  );
+
   test("a peer of another protocol version", { timeout: 30_000 }, async () => {
     const { destination, port } = await listeningDestination();
     try {
