@@ -693,8 +693,9 @@ export class MigrationSource {
     if (type === MSG_ROUND_ACK) {
       const { round } = decodeJson<{ round: number }>(payload, "ROUND_ACK");
       // A round that is no number would leave the wait for it unanswered for ever.
-      if (!Number.isSafeInteger(round))
+      if (!Number.isSafeInteger(round)) {
         throw new MigrationProtocolError("ROUND_ACK without a round");
+      }
       this.roundAcked = Math.max(this.roundAcked, round);
       this.roundAckWaiter?.();
       return;
