@@ -439,10 +439,12 @@ export class MigrationDestination {
         // Every page before it is installed: the source may stop the vCPUs
         // without a backlog of pages ahead of its switchover.
         const { round, last } = decodeJson<{ round: number; last: boolean }>(payload, "ROUND_END");
-        // The source waits for this before it stops the vCPUs: collect now, not in the downtime.
-        collectGarbageNow();
-        // Warmed at setup; again here, seconds of pre-copy later, just before it counts.
-        if (last === true) warmSwitchoverPath(this.pages, this.options.spec.vcpus);
+        if (last === true) {
+          // Warmed at setup; again here, seconds of pre-copy later, just before it counts.
+          warmSwitchoverPath(this.pages, this.options.spec.vcpus);
+          // The source waits for this before it stops the vCPUs: collect now, not in the downtime.
+          collectGarbageNow();
+        }
         this.send("return", encodeJson(MSG_ROUND_ACK, { round }));
         this.lastRoundAcknowledged = last === true;
         this.progress();
@@ -574,10 +576,7 @@ export class MigrationDestination {
       throw new MigrationProtocolError((error as Error).message);
     }
     try {
-      const devices = decodeJson<DeviceStates | null>(deviceBytes, "device state");
-      if (typeof devices !== "object" || devices === null) {
-        throw new MigrationProtocolError("malformed device state");
-      }
+      const devices = decodeJson<DeviceStates>(deviceBytes, "device state");
       this.vm.restoreDevices(devices);
     } catch (error) {
       if (error instanceof MigrationProtocolError) throw error;
