@@ -53,6 +53,13 @@ describe("the migration workload VM", () => {
     );
   }
 
+  test("a guest too large for the host is refused before the host is made", () => {
+    assert.throws(
+      () => MigratableVm.boot({ ...SPEC, memBytes: 512 * 2 ** 30 }),
+      /guest RAM of 549755813888 bytes is too large: a migration's host holds at most 511 GiB of guest RAM/,
+    );
+  });
+
   test("the native model counts every disk read: another period, another checksum", () => {
     assert.notEqual(expectedChecksums(SPEC)[0], expectedChecksums({ ...SPEC, ioEvery: 9 })[0]);
     assert.equal(expectedChecksums(SPEC)[1], expectedChecksums({ ...SPEC, ioEvery: 9 })[1]);

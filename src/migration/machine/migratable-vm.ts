@@ -1,6 +1,6 @@
 import { Worker } from "node:worker_threads";
 import { Host } from "../../host/host.js";
-import { PAGE_SIZE } from "../../host/host-memory.js";
+import { MAX_HOST_RAM_BYTES, PAGE_SIZE } from "../../host/host-memory.js";
 import type { BackingPageSize } from "../../host/page-cache.js";
 import { Kvm } from "../../kvm/kvm.js";
 import { MEM_GUEST_MEMFD } from "../../kvm/uapi.js";
@@ -108,7 +108,14 @@ export class MigratableVm {
     private readonly warmUpVcpus = false,
   ) {
     const gib = 2 ** 30;
-    this.host = Host.create({ ramBytes: Math.ceil(spec.memBytes / gib) * gib * 2 + 2 * gib });
+    const hostBytes = Math.ceil(spec.memBytes / gib) * gib * 2 + 2 * gib;
+    if (hostBytes > MAX_HOST_RAM_BYTES) {
+      throw new RangeError(
+        `guest RAM of ${spec.memBytes} bytes is too large: a migration's host holds at most ` +
+          `${(MAX_HOST_RAM_BYTES - 2 * gib) / 2 / gib} GiB of guest RAM`,
+      );
+    }
+    this.host = Host.create({ ramBytes: hostBytes });
     this.kvm = Kvm.open(this.host);
     this.vm = this.kvm.createVm();
     this.ram = GuestRam.create(this.host, this.vm, {
