@@ -6,7 +6,7 @@ import { registerRunCommand } from "./commands/run.js";
 
 const program = new Command()
   .name("faultline")
-  .description("A RISC-V hypervisor with KVM Userfault, post-copy live migration and lazy restore")
+  .description("A RISC-V hypervisor with KVM Userfault and post-copy live migration")
   .showHelpAfterError()
   .exitOverride();
 

@@ -29,8 +29,6 @@ export const ORDER_1G = 18;
 export type FrameOrder = typeof ORDER_4K | typeof ORDER_2M | typeof ORDER_1G;
 
 const DEFAULT_RAM_BYTES = 128 * CHUNK_SIZE;
-/** The most host RAM one host kernel manages: 1 TiB. */
-export const MAX_HOST_RAM_BYTES = 1024 * CHUNK_SIZE;
 const DEFAULT_ARENA_BYTES = CHUNK_SIZE;
 
 // Words of the control block.
@@ -87,9 +85,7 @@ export class HostMemory {
   static create(options: { ramBytes?: number; arenaBytes?: number } = {}): HostMemory {
     const ramBytes = options.ramBytes ?? DEFAULT_RAM_BYTES;
     const chunks = Math.ceil(ramBytes / CHUNK_SIZE);
-    if (chunks < 1 || chunks * CHUNK_SIZE > MAX_HOST_RAM_BYTES) {
-      throw new RangeError("host RAM must be 1 GiB to 1 TiB");
-    }
+    if (chunks < 1 || chunks > 1024) throw new RangeError("host RAM must be 1 GiB to 1 TiB");
     const frames = chunks * FRAMES_PER_CHUNK;
     const controlWords = C_HEADER_WORDS + chunks + chunks * 512 + frames + frames / 32;
     const share: HostMemoryShare = {
@@ -226,6 +222,9 @@ export class HostMemory {
    * as long as their process, so there is nothing to gain from freeing.
    */
   arenaAllocate(bytes: number, align = 8): number {
+    // Checked first: the rounding below is 32-bit.
+    if (bytes > this.arenaBuffer.byteLength)
+      throw new ErrnoError("ENOMEM", "kernel arena exhausted");
     const size = (bytes + 7) & ~7;
     for (;;) {
       const top = Atomics.load(this.control, C_ARENA_TOP);

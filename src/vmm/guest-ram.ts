@@ -21,6 +21,7 @@ import {
   GUEST_MEMFD_FLAG_MMAP,
   MEM_GUEST_MEMFD,
 } from "../kvm/uapi.js";
+import { STAGE2_GFN_LIMIT } from "../kvm/stage2.js";
 import type { Vm } from "../kvm/vm.js";
 
 /** Where the guest's RAM comes from, as `faultline run --backing` names it. */
@@ -28,6 +29,22 @@ export type RamBacking = "guest_memfd" | "anonymous" | "shmem";
 
 export const RAM_BASE = 0x8000_0000;
 export const RAM_SLOT = 0;
+/** The most RAM a guest can have: from RAM_BASE to the end of the guest-physical address space. */
+export const MAX_GUEST_RAM_BYTES = STAGE2_GFN_LIMIT * PAGE_SIZE - RAM_BASE;
+
+/** Refuse a guest RAM size before anything is made for it. */
+export function checkGuestRamBytes(bytes: number, pageSize: BackingPageSize): void {
+  if (!Number.isSafeInteger(bytes) || bytes <= 0 || bytes % pageSize !== 0) {
+    fail("EINVAL", `guest memory must be a positive multiple of the ${pageSize}-byte page size`);
+  }
+  if (bytes > MAX_GUEST_RAM_BYTES) {
+    fail(
+      "EINVAL",
+      `guest memory of ${bytes} bytes does not fit the guest-physical address space ` +
+        `(at most ${MAX_GUEST_RAM_BYTES / 2 ** 30} GiB from 0x${RAM_BASE.toString(16)})`,
+    );
+  }
+}
 
 export interface GuestRamConfig {
   backing: RamBacking;
@@ -59,9 +76,7 @@ export class GuestRam {
 
   static create(host: Host, vm: Vm, config: GuestRamConfig): GuestRam {
     const { backing, bytes, pageSize } = config;
-    if (!Number.isSafeInteger(bytes) || bytes <= 0 || bytes % pageSize !== 0) {
-      fail("EINVAL", `guest memory must be a positive multiple of the ${pageSize}-byte page size`);
-    }
+    checkGuestRamBytes(bytes, pageSize);
     let fd = -1;
     let hva = 0;
     if (backing === "guest_memfd") {

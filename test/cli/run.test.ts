@@ -76,6 +76,10 @@ describe("faultline run", () => {
       [["run", DEMO, "--backing", "floppy"], /backing/],
       [["run", DEMO, "--hugepages", "3M"], /4K, 2M or 1G/],
       [["run", DEMO, "--mem", "1M"], /does not fit|RAM/],
+      [
+        ["run", DEMO, "--mem", "2T"],
+        /EINVAL: .* does not fit the guest-physical address space \(at most 510 GiB/,
+      ],
     ];
     for (const [args, message] of cases) {
       const result = await faultline(...args);

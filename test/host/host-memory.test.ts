@@ -45,6 +45,14 @@ describe("host memory", () => {
     assert.throws(() => host.allocateFrames(ORDER_2M, false), ErrnoError);
   });
 
+  test("an arena block larger than the arena is ENOMEM, even past 2 GiB", () => {
+    const host = HostMemory.create({ ramBytes: 1 << 30, arenaBytes: 1 << 20 });
+    for (const bytes of [2 << 20, 2 ** 31, 2 ** 32 + 8]) {
+      assert.throws(() => host.arenaAllocate(bytes), { name: "ErrnoError", errno: "ENOMEM" });
+    }
+    assert.ok(host.arenaAllocate(64) > 0, "the arena still serves what fits");
+  });
+
   test("a worker attached to the same host sees the same frames and allocator", async () => {
     const host = HostMemory.create({ ramBytes: 2 * 2 ** 30, arenaBytes: 1 << 20 });
     const pfn = host.allocateFrames(ORDER_4K, true);

@@ -22,6 +22,8 @@ describe("memfd", () => {
     throwsErrno(() => host.memfdCreate("x".repeat(250), 4096), "EINVAL");
     throwsErrno(() => host.memfdCreate("bad flags", 4096, { flags: 0x100 }), "EINVAL");
     throwsErrno(() => host.memfdCreate("negative", -1), "EINVAL");
+    // Its page table alone would outgrow the host kernel's arena.
+    throwsErrno(() => host.memfdCreate("too large", 2 * 2 ** 40), "ENOMEM");
     throwsErrno(() => host.pageCacheOf(host.eventfd()), "ENODEV");
   });
 

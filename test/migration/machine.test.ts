@@ -53,10 +53,10 @@ describe("the migration workload VM", () => {
     );
   }
 
-  test("a guest too large for the host is refused before the host is made", () => {
+  test("a guest too large for the guest-physical address space is refused before its host is made", () => {
     assert.throws(
       () => MigratableVm.boot({ ...SPEC, memBytes: 512 * 2 ** 30 }),
-      /guest RAM of 549755813888 bytes is too large: a migration's host holds at most 511 GiB of guest RAM/,
+      /EINVAL: guest memory of 549755813888 bytes does not fit the guest-physical address space/,
     );
   });
 

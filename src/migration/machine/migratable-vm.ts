@@ -1,6 +1,6 @@
 import { Worker } from "node:worker_threads";
 import { Host } from "../../host/host.js";
-import { MAX_HOST_RAM_BYTES, PAGE_SIZE } from "../../host/host-memory.js";
+import { PAGE_SIZE } from "../../host/host-memory.js";
 import type { BackingPageSize } from "../../host/page-cache.js";
 import { Kvm } from "../../kvm/kvm.js";
 import { MEM_GUEST_MEMFD } from "../../kvm/uapi.js";
@@ -15,7 +15,7 @@ import {
   type VirtioBlkDevice,
   type VirtioBlkSavedState,
 } from "../../kvm/virtio/index.js";
-import { GuestRam, RAM_BASE, RAM_SLOT } from "../../vmm/guest-ram.js";
+import { checkGuestRamBytes, GuestRam, RAM_BASE, RAM_SLOT } from "../../vmm/guest-ram.js";
 import {
   createUartState,
   restoreUartState,
@@ -107,15 +107,10 @@ export class MigratableVm {
     /** A destination's vCPU threads warm up before they report ready (createScratchVm). */
     private readonly warmUpVcpus = false,
   ) {
+    // Before the host is made: it is sized from the guest.
+    checkGuestRamBytes(spec.memBytes, spec.pageSize);
     const gib = 2 ** 30;
-    const hostBytes = Math.ceil(spec.memBytes / gib) * gib * 2 + 2 * gib;
-    if (hostBytes > MAX_HOST_RAM_BYTES) {
-      throw new RangeError(
-        `guest RAM of ${spec.memBytes} bytes is too large: a migration's host holds at most ` +
-          `${(MAX_HOST_RAM_BYTES - 2 * gib) / 2 / gib} GiB of guest RAM`,
-      );
-    }
-    this.host = Host.create({ ramBytes: hostBytes });
+    this.host = Host.create({ ramBytes: Math.ceil(spec.memBytes / gib) * gib * 2 + 2 * gib });
     this.kvm = Kvm.open(this.host);
     this.vm = this.kvm.createVm();
     this.ram = GuestRam.create(this.host, this.vm, {
