@@ -13,6 +13,8 @@ const ELF_MAGIC = [0x7f, 0x45, 0x4c, 0x46];
  */
 export function readGuestImage(path: string): { image: ProgramImage; entry: number } {
   const bytes = new Uint8Array(readFileSync(path));
+  // A raw image of nothing would run whatever zeros are in RAM.
+  if (bytes.length === 0) throw new Error(`${path}: empty guest image`);
   if (ELF_MAGIC.every((b, i) => bytes[i] === b)) {
     const image = parseElf(bytes);
     return { image, entry: physicalEntry(image) };

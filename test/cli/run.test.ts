@@ -68,8 +68,11 @@ describe("faultline run", () => {
   test("bad arguments and bad images are clear errors with exit status 2", async () => {
     const garbage = join(dir, "garbage.elf");
     writeFileSync(garbage, new Uint8Array([0x7f, 0x45, 0x4c, 0x46, 1, 2, 3]));
+    const empty = join(dir, "empty.bin");
+    writeFileSync(empty, new Uint8Array(0));
     const cases: [string[], RegExp][] = [
       [["run", garbage], /ELF/],
+      [["run", empty], /empty guest image/],
       [["run", join(dir, "missing.s")], /ENOENT|no such file/],
       [["run", DEMO, "--mem", "lots"], /size/],
       [["run", DEMO, "--vcpus", "0"], /vcpus/],
