@@ -64,7 +64,13 @@ export function handleStage2Fault(
     if (!vm.findMemslot(gfn, slot)) return FAULT_MMIO;
     if (write && (slot.flags & MEM_READONLY) !== 0) return FAULT_MMIO;
     if (gfnHasUserfault(vm, slot, gfn)) {
-      if ((vm.userfault.options & USERFAULT_ASYNC_ALL) === 0 || !vm.userfault.enabled) {
+      // Only the attribute has an asynchronous queue: a page that is
+      // userfault by its slot's bitmap alone always exits (else this spins).
+      if (
+        (vm.userfault.options & USERFAULT_ASYNC_ALL) === 0 ||
+        !vm.userfault.enabled ||
+        !vm.userfaultBits.test(gfn)
+      ) {
         return FAULT_USERFAULT;
       }
       // Under USERFAULT_ASYNC_ALL the handler lives elsewhere: sleep on the

@@ -8,11 +8,14 @@ import {
   MEM_USERFAULT,
   MEMORY_EXIT_FLAG_USERFAULT,
   MEMORY_EXIT_FLAG_WRITE,
+  USERFAULT_ASYNC_ALL,
+  USERFAULT_ENABLE,
 } from "../../src/kvm/uapi.js";
 import { UCALL_DONE, UCALL_REPORT, V_FAULT_FLAGS, V_FAULTS } from "./kvm-worker.js";
 import {
   assertErrno,
   createTestVm,
+  enableUserfault,
   expectMemoryFault,
   installPage,
   pageOf,
@@ -177,6 +180,33 @@ describe("MEM_USERFAULT memslots with a VMM bitmap", () => {
     }
     // The vCPU is still caught.
     expectMemoryFault(t.vcpu);
+  });
+
+  test("under USERFAULT_ASYNC_ALL a bitmap page still exits: the asynchronous queue is the attribute's", async () => {
+    const t = createBitmapVm(TOUCH_DATA);
+    const data = symbol(t, "data");
+    enableUserfault(t, USERFAULT_ENABLE | USERFAULT_ASYNC_ALL);
+    setBit(t, data);
+    setSlotFlags(t, MEM_USERFAULT, t.bitmap);
+    // On a worker: a vCPU that neither exits nor sleeps would never return.
+    const workers = new KvmWorkers(t);
+    try {
+      const reply = await withTimeout(
+        workers.vcpu({ id: 0, pc: t.entry, onFault: "stop" }).reply,
+        5000,
+        "the vCPU",
+      );
+      assert.equal(reply.stop, "exit", reply.message);
+      assert.equal(reply.errno, "EFAULT");
+      assert.deepEqual(reply.memoryFault, {
+        flags: MEMORY_EXIT_FLAG_USERFAULT | MEMORY_EXIT_FLAG_WRITE,
+        gpa: data,
+        size: PAGE_SIZE,
+      });
+      assertErrno(() => t.vm.readUserfault(), "ENOENT");
+    } finally {
+      await workers.close();
+    }
   });
 
   test("a vCPU on another thread waits for its page and proceeds after the release store", async () => {
