@@ -508,7 +508,8 @@ export class Vm {
       ["guestPhysAddr", r.guestPhysAddr],
       ["memorySize", r.memorySize],
       ["userspaceAddr", r.userspaceAddr],
-      ["guestMemfdOffset", r.guestMemfdOffset],
+      // As KVM, the guest_memfd fields mean nothing without MEM_GUEST_MEMFD.
+      ["guestMemfdOffset", (r.flags & MEM_GUEST_MEMFD) !== 0 ? r.guestMemfdOffset : 0],
     ] as const) {
       if (!Number.isSafeInteger(value) || value < 0 || value % PAGE_SIZE !== 0) {
         fail("EINVAL", `${name} must be a page-aligned non-negative integer`);

@@ -86,6 +86,10 @@ describe("memslots", () => {
     // Nothing of the failed calls remains: slot 1 can be made now.
     set({});
     assert.equal(guestAccess(t, SLOT1_GPA), 0n);
+    // Without MEM_GUEST_MEMFD the guest_memfd fields are not looked at, as in KVM.
+    set({ memorySize: 0 });
+    set({ guestMemfd: 999, guestMemfdOffset: 100 });
+    assert.equal(guestAccess(t, SLOT1_GPA), 0n);
   });
 
   test("guest_memfd bindings: past the end, already bound, another VM's file, bad descriptors", () => {
