@@ -22,6 +22,7 @@ import {
   GUEST_MEMFD_FLAG_HUGE_1G,
   GUEST_MEMFD_FLAG_HUGE_2M,
   GUEST_MEMFD_FLAG_MMAP,
+  hasInvalidFlags,
   MAX_MEMSLOTS,
 } from "./uapi.js";
 
@@ -67,7 +68,7 @@ export class GuestMemfd {
 
   /** KVM_CREATE_GUEST_MEMFD for the VM at `vmOffset`; returns the new fd. */
   static create(host: Host, vmOffset: number, size: number, flags: number): number {
-    if (!Number.isInteger(flags) || flags < 0 || (flags & ~VALID_FLAGS) !== 0) {
+    if (hasInvalidFlags(flags, VALID_FLAGS)) {
       fail("EINVAL", `unknown guest_memfd flags 0x${flags.toString(16)}`);
     }
     if ((flags & GUEST_MEMFD_FLAG_HUGE_2M) !== 0 && (flags & GUEST_MEMFD_FLAG_HUGE_1G) !== 0) {

@@ -63,3 +63,12 @@ export const INTERNAL_ERROR_EMULATION = 1;
 
 export const MAX_VCPUS = 256;
 export const MAX_MEMSLOTS = 32;
+
+/**
+ * True unless `value` is a flag word of `valid` bits only. Flag words are
+ * u64s in KVM, and JS bit operators see only the low 32 bits: every flag is
+ * below bit 31, so any larger value has an unknown bit.
+ */
+export function hasInvalidFlags(value: number, valid: number): boolean {
+  return !Number.isInteger(value) || value < 0 || value > 0x7fff_ffff || (value & ~valid) !== 0;
+}

@@ -25,6 +25,7 @@ import {
   CAP_READONLY_MEM,
   CAP_USER_MEMORY2,
   CAP_USERFAULT,
+  hasInvalidFlags,
   MAX_MEMSLOTS,
   MAX_VCPUS,
   MEM_GUEST_MEMFD,
@@ -254,7 +255,9 @@ export class Vm {
   /** KVM_ENABLE_CAP on the VM. */
   enableCap({ cap, flags, args }: EnableCapArgs): void {
     if (cap === CAP_MANUAL_DIRTY_LOG_PROTECT2) {
-      if (flags !== 0 || ((args[0] ?? 0) & ~1) !== 0) fail("EINVAL", "unknown dirty-log options");
+      if (flags !== 0 || hasInvalidFlags(args[0] ?? 0, 1)) {
+        fail("EINVAL", "unknown dirty-log options");
+      }
       Atomics.store(this.words, this.base + VM_MANUAL_DIRTY_PROTECT, (args[0] ?? 0) & 1);
       return;
     }
@@ -262,8 +265,8 @@ export class Vm {
     if (flags !== 0) fail("EINVAL", "enableCap(USERFAULT) takes no flags");
     const options = args[0] ?? 0;
     const known = USERFAULT_ENABLE | USERFAULT_DISABLE | USERFAULT_ASYNC_ALL;
-    if (!Number.isInteger(options) || options < 0 || (options & ~known) !== 0) {
-      fail("EINVAL", `unknown userfault option bits 0x${(options & ~known).toString(16)}`);
+    if (hasInvalidFlags(options, known)) {
+      fail("EINVAL", `unknown userfault options 0x${options.toString(16)}`);
     }
     const enable = (options & USERFAULT_ENABLE) !== 0;
     const disable = (options & USERFAULT_DISABLE) !== 0;
@@ -340,7 +343,7 @@ export class Vm {
 
   private checkAttributeBits(attributes: number): void {
     const supported = this.checkExtension(CAP_MEMORY_ATTRIBUTES);
-    if (!Number.isInteger(attributes) || attributes < 0 || (attributes & ~supported) !== 0) {
+    if (hasInvalidFlags(attributes, supported)) {
       fail("EINVAL", `unsupported memory attributes 0x${attributes.toString(16)}`);
     }
   }
@@ -498,7 +501,7 @@ export class Vm {
       fail("EINVAL", `memslot ${id} out of range (address space 0, slots 0-${MAX_MEMSLOTS - 1})`);
     }
     const valid = MEM_LOG_DIRTY_PAGES | MEM_READONLY | MEM_GUEST_MEMFD | MEM_USERFAULT;
-    if (!Number.isInteger(r.flags) || r.flags < 0 || (r.flags & ~valid) !== 0) {
+    if (hasInvalidFlags(r.flags, valid)) {
       fail("EINVAL", `unknown memslot flags 0x${r.flags.toString(16)}`);
     }
     if ((r.flags & MEM_GUEST_MEMFD) !== 0 && (r.flags & MEM_READONLY) !== 0) {

@@ -67,6 +67,9 @@ describe("memory attributes", () => {
     }
     assertErrno(() => set(RAM_BASE, PAGE_SIZE, 1 << 7), "EINVAL");
     assertErrno(() => set(RAM_BASE, PAGE_SIZE, -1), "EINVAL");
+    assertErrno(() => set(RAM_BASE, PAGE_SIZE, U + 2 ** 32), "EINVAL");
+    assertErrno(() => delta(RAM_BASE, PAGE_SIZE, U + 2 ** 32, 0), "EINVAL");
+    assertErrno(() => delta(RAM_BASE, PAGE_SIZE, 0, U + 2 ** 35), "EINVAL");
     assertErrno(() => set(RAM_BASE, PAGE_SIZE, 0, 1), "EINVAL");
     assertErrno(() => delta(RAM_BASE, PAGE_SIZE, 1 << 2, 0), "EINVAL");
     assertErrno(() => delta(RAM_BASE, PAGE_SIZE, U, U), "EINVAL");

@@ -54,6 +54,9 @@ describe("capabilities and enabling userfault", () => {
     assertErrno(() => enable(0), "EINVAL");
     assertErrno(() => enable(USERFAULT_ENABLE | USERFAULT_DISABLE), "EINVAL");
     assertErrno(() => enable(USERFAULT_ENABLE | (1 << 9)), "EINVAL");
+    // args[0] is a u64: bits past the 32 a JS bit operator sees are unknown too.
+    assertErrno(() => enable(USERFAULT_ENABLE + 2 ** 32), "EINVAL");
+    assertErrno(() => enable(USERFAULT_ENABLE + 2 ** 31), "EINVAL");
     assertErrno(() => enable(USERFAULT_DISABLE | USERFAULT_ASYNC_ALL), "EINVAL");
     assertErrno(() => enable(USERFAULT_ENABLE, eventfd, 1), "EINVAL");
     assertErrno(() => enable(USERFAULT_ENABLE, 999), "EBADF");

@@ -108,6 +108,9 @@ describe("dirty logging", () => {
     assertErrno(() => enable([1], 1), "EINVAL");
     assertErrno(() => enable([2]), "EINVAL");
     assertErrno(() => enable([1 | 4]), "EINVAL");
+    assertErrno(() => enable([1 + 2 ** 32]), "EINVAL");
+    assertErrno(() => enable([0.5]), "EINVAL");
+    assertErrno(() => enable([-1]), "EINVAL");
     enable([1]);
     write(t, 1);
     write(t, 2);

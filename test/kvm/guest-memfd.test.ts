@@ -66,6 +66,8 @@ describe("guest_memfd", () => {
     }
     assertErrno(() => create(PAGE_SIZE, 1 << 5), "EINVAL");
     assertErrno(() => create(PAGE_SIZE, -1), "EINVAL");
+    assertErrno(() => create(PAGE_SIZE, 2 ** 32), "EINVAL");
+    assertErrno(() => create(PAGE_SIZE, 2 ** 32 + GUEST_MEMFD_FLAG_MMAP), "EINVAL");
     assertErrno(
       () => create(2 << 30, GUEST_MEMFD_FLAG_HUGE_2M | GUEST_MEMFD_FLAG_HUGE_1G),
       "EINVAL",

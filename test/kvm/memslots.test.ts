@@ -61,7 +61,9 @@ describe("memslots", () => {
     const set = (changes: Partial<UserMemoryRegion2>) => t.vm.setUserMemoryRegion2(region(changes));
     for (const slot of [-1, 32, 1.5, NaN, 0x10001, 1 << 16])
       assertErrno(() => set({ slot }), "EINVAL");
-    for (const flags of [1 << 4, 1 << 10, -1, 0.5]) assertErrno(() => set({ flags }), "EINVAL");
+    for (const flags of [1 << 4, 1 << 10, -1, 0.5, 2 ** 31, 2 ** 32, 2 ** 32 + MEM_READONLY]) {
+      assertErrno(() => set({ flags }), "EINVAL");
+    }
     assertErrno(
       () => set({ flags: MEM_READONLY | MEM_GUEST_MEMFD, guestMemfd: t.gmemFd }),
       "EINVAL",
