@@ -497,7 +497,7 @@ export class Vm {
   setUserMemoryRegion2(region: UserMemoryRegion2): void {
     const r = { guestMemfd: -1, guestMemfdOffset: 0, userfaultBitmap: 0, ...region };
     const id = r.slot;
-    if (!Number.isInteger(id) || id < 0 || (id & 0xffff) >= MAX_MEMSLOTS || id >> 16 !== 0) {
+    if (!Number.isInteger(id) || id < 0 || id >= MAX_MEMSLOTS) {
       fail("EINVAL", `memslot ${id} out of range (address space 0, slots 0-${MAX_MEMSLOTS - 1})`);
     }
     const valid = MEM_LOG_DIRTY_PAGES | MEM_READONLY | MEM_GUEST_MEMFD | MEM_USERFAULT;

@@ -59,8 +59,11 @@ describe("memslots", () => {
       ...changes,
     });
     const set = (changes: Partial<UserMemoryRegion2>) => t.vm.setUserMemoryRegion2(region(changes));
-    for (const slot of [-1, 32, 1.5, NaN, 0x10001, 1 << 16])
+    for (const slot of [-1, 32, 1.5, NaN, 0x10001, 1 << 16, 2 ** 32, 2 ** 32 + 1])
       assertErrno(() => set({ slot }), "EINVAL");
+    // A slot id past 32 bits is no alias of a small one: slot 0 is not deleted.
+    assertErrno(() => set({ slot: 2 ** 32, memorySize: 0 }), "EINVAL");
+    assert.equal(readGuest(t.vm, RAM_BASE, 1).length, 1);
     for (const flags of [1 << 4, 1 << 10, -1, 0.5, 2 ** 31, 2 ** 32, 2 ** 32 + MEM_READONLY]) {
       assertErrno(() => set({ flags }), "EINVAL");
     }
