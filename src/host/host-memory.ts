@@ -223,8 +223,9 @@ export class HostMemory {
    */
   arenaAllocate(bytes: number, align = 8): number {
     // Checked first: the rounding below is 32-bit.
-    if (bytes > this.arenaBuffer.byteLength)
+    if (bytes > this.arenaBuffer.byteLength) {
       throw new ErrnoError("ENOMEM", "kernel arena exhausted");
+    }
     const size = (bytes + 7) & ~7;
     for (;;) {
       const top = Atomics.load(this.control, C_ARENA_TOP);

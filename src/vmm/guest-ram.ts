@@ -15,13 +15,13 @@ import {
   PAGE_SIZE_2M,
   PAGE_SIZE_4K,
 } from "../host/page-cache.js";
+import { STAGE2_GFN_LIMIT } from "../kvm/stage2.js";
 import {
   GUEST_MEMFD_FLAG_HUGE_1G,
   GUEST_MEMFD_FLAG_HUGE_2M,
   GUEST_MEMFD_FLAG_MMAP,
   MEM_GUEST_MEMFD,
 } from "../kvm/uapi.js";
-import { STAGE2_GFN_LIMIT } from "../kvm/stage2.js";
 import type { Vm } from "../kvm/vm.js";
 
 /** Where the guest's RAM comes from, as `faultline run --backing` names it. */
