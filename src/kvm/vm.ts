@@ -657,10 +657,11 @@ export class Vm {
 
   /** KVM_CLEAR_DIRTY_LOG: clear the given bits and write-protect those pages again. */
   clearDirtyLog({ slot: slotId, firstPage, numPages, bitmap }: ClearDirtyLogArgs): void {
-    const slot = this.dirtyLoggedSlot(slotId);
+    // KVM checks the alignment before it looks for the slot.
     if (!Number.isInteger(firstPage) || firstPage < 0 || firstPage % 64 !== 0) {
       fail("EINVAL", "firstPage must be a multiple of 64");
     }
+    const slot = this.dirtyLoggedSlot(slotId);
     if (!Number.isInteger(numPages) || numPages < 0 || firstPage + numPages > slot.npages) {
       fail("EINVAL", "range beyond the memslot");
     }

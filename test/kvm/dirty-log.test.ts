@@ -142,6 +142,11 @@ describe("dirty logging", () => {
       () => t.vm.clearDirtyLog({ slot: SLOT, firstPage: 0, numPages: 64, bitmap: bitmapOf() }),
       "ENOENT",
     );
+    // As in KVM, a misaligned firstPage is EINVAL before the slot is looked at.
+    assertErrno(
+      () => t.vm.clearDirtyLog({ slot: 5, firstPage: 1, numPages: 64, bitmap: bitmapOf() }),
+      "EINVAL",
+    );
     setSlotFlags(t, MEM_LOG_DIRTY_PAGES);
     const clear = (firstPage: number, numPages: number, bitmap = bitmapOf()) =>
       t.vm.clearDirtyLog({ slot: SLOT, firstPage, numPages, bitmap });
