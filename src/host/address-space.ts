@@ -98,6 +98,9 @@ export const MFILL_WP = 0x100;
 export const PTE_UFFD_WP = 1 << 30;
 export const PTE_PFN_MASK = PTE_UFFD_WP - 1;
 
+/** The top of user space (x86-64's 47 bits): no user address range goes past it. */
+export const TASK_SIZE = 2 ** 47;
+
 /** Mappings are placed top-down below this address, as Linux's mmap base. */
 export const MMAP_TOP = 0x7f00_0000_0000;
 const MMAP_BOTTOM = 0x1_0000_0000;

@@ -8,6 +8,7 @@ import {
   MFILL_WP,
   MFILL_ZEROPAGE,
   setUserfaultHandler,
+  TASK_SIZE,
   UFFD_MINOR,
   UFFD_MISSING,
   UFFD_WP,
@@ -182,9 +183,8 @@ export const UFFD_API_RANGE_IOCTLS_BASIC = UFFD_API_RANGE_IOCTLS & ~bit(_UFFDIO_
 export const POLLIN = 0x1;
 export const POLLERR = 0x8;
 
-/** Lowest address a range may start at (vm.mmap_min_addr) and the top of user space. */
+/** Lowest address a range may start at (vm.mmap_min_addr). */
 const MMAP_MIN_ADDR = 0x10000;
-const TASK_SIZE = 2 ** 47;
 
 export interface UffdioApi {
   api: number;

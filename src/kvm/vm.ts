@@ -1,3 +1,4 @@
+import { TASK_SIZE } from "../host/address-space.js";
 import { ErrnoError, fail } from "../host/errno.js";
 import { TIMEBASE_FREQUENCY } from "../riscv/cpu/constants.js";
 import { FILE_EVENTFD, FILE_GUEST_MEMFD, putFile } from "../host/files.js";
@@ -517,6 +518,10 @@ export class Vm {
       if (!Number.isSafeInteger(value) || value < 0 || value % PAGE_SIZE !== 0) {
         fail("EINVAL", `${name} must be a page-aligned non-negative integer`);
       }
+    }
+    // KVM's access_ok(): the host range must lie in user space.
+    if (r.userspaceAddr + r.memorySize > TASK_SIZE) {
+      fail("EINVAL", "userspaceAddr + memorySize past the top of user space");
     }
     if ((r.guestPhysAddr + r.memorySize) / PAGE_SIZE > STAGE2_GFN_LIMIT) {
       fail("EINVAL", "memslot beyond the guest-physical address space");

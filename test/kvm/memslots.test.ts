@@ -7,6 +7,7 @@ import {
   PROT_READ,
   PROT_WRITE,
 } from "../../src/host/address-space.js";
+import { TASK_SIZE } from "../../src/host/address-space.js";
 import { PAGE_SIZE } from "../../src/host/host-memory.js";
 import {
   EXIT_MMIO,
@@ -79,6 +80,9 @@ describe("memslots", () => {
     }
     assertErrno(() => set({ userspaceAddr: hva + 8 }), "EINVAL");
     assertErrno(() => set({ userspaceAddr: -PAGE_SIZE }), "EINVAL");
+    for (const userspaceAddr of [TASK_SIZE - PAGE_SIZE, TASK_SIZE, 2 ** 52]) {
+      assertErrno(() => set({ userspaceAddr }), "EINVAL");
+    }
     assertErrno(
       () => set({ guestPhysAddr: 512 * 2 ** 30 - PAGE_SIZE, memorySize: 2 * PAGE_SIZE }),
       "EINVAL",
