@@ -6,8 +6,8 @@ import {
   MAP_SHARED,
   PROT_READ,
   PROT_WRITE,
+  TASK_SIZE,
 } from "../../src/host/address-space.js";
-import { TASK_SIZE } from "../../src/host/address-space.js";
 import { PAGE_SIZE } from "../../src/host/host-memory.js";
 import {
   EXIT_MMIO,
