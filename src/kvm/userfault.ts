@@ -132,6 +132,8 @@ export class UserfaultContext {
     Atomics.add(this.words, this.base + VM_UF_USERS, 1);
     try {
       const generation = this.load(VM_UF_GENERATION);
+      // No fault is queued for a VM nobody will serve again.
+      if (this.load(VM_DESTROYED) !== 0) return "destroyed";
       if (!this.enabled) return "disabled";
       if (!this.bitmap.test(gfn)) return "released";
       this.enqueue(gfn);

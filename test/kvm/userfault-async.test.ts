@@ -222,6 +222,13 @@ describe("asynchronous userfaults", () => {
         assert.equal(reply.ok, false);
         assert.equal(reply.errno, "EFAULT");
       }
+      const queued = [t.vm.readUserfault().gpa, t.vm.readUserfault().gpa];
+      assert.deepEqual(queued.sort(), [PAGE_A, PAGE_B].sort());
+      // An access after the destroy fails at once: nothing is queued or signalled.
+      const signalled = t.host.eventfds.peek(eventfd);
+      assertErrno(() => t.vm.accessGuest(PAGE_A, new Uint8Array(8), false, false), "EFAULT");
+      assertErrno(() => t.vm.readUserfault(), "ENOENT");
+      assert.equal(t.host.eventfds.peek(eventfd), signalled);
     } finally {
       await workers.close();
     }
