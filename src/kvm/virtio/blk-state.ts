@@ -126,10 +126,11 @@ export class VirtioBlkState {
   /**
    * Device reset (Status written 0), under the lock and only while the
    * worker is not busy: back to the state at creation, interrupt lowered.
+   * Status reads 0 only once all of it is done: a driver that reads it
+   * without the lock takes 0 to mean the reset is complete.
    */
   resetLocked(): void {
     for (const index of [
-      S_STATUS,
       S_DEVICE_FEATURES_SEL,
       S_DRIVER_FEATURES_SEL,
       S_DRIVER_FEATURES,
@@ -152,6 +153,7 @@ export class VirtioBlkState {
       this.setWord(index, 0);
     }
     this.vm.ioBus.setLine(this.line, false);
+    this.setWord(S_STATUS, 0);
   }
 
   /** Set InterruptStatus bits and raise the line (under the lock). */
