@@ -22,10 +22,10 @@ export function warmSwitchoverPath(pages: number, vcpus: number): void {
   const states = encodeVcpuStates(saved);
   const precopied = new PageBitmap(pages);
   // Half the pages needed, in runs, so that the clean release visits runs as after a pre-copy.
-  const bytes = new PageBitmap(pages);
-  for (let word = 0; word < bytes.words.length; word += 2) bytes.words[word] = 0xffff_ffff;
+  const template = new PageBitmap(pages);
+  for (let word = 0; word < template.words.length; word += 2) template.words[word] = 0xffff_ffff;
   for (let pass = 0; pass < PASSES; pass++) {
-    const needed = PageBitmap.fromBytes(pages, bytes.toBytes());
+    const needed = PageBitmap.fromBytes(pages, template.toBytes());
     decodeVcpuStates(states, vcpus);
     needed.countNeither(precopied);
     const clean = new PageBitmap(pages);

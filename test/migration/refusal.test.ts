@@ -122,20 +122,17 @@ async function setUpByHand(port: number, mode = "postcopy"): Promise<Socket[]> {
     return socket;
   });
   const config = {
-    memBytes: 16 * 2 ** 20,
-    pageSize: 4096,
-    vcpus: 4,
-    backing: "guest_memfd",
+    memBytes: VM_SPEC.memBytes,
+    pageSize: VM_SPEC.pageSize,
+    vcpus: VM_SPEC.vcpus,
+    backing: VM_SPEC.backing,
     faultMechanism: "userfault",
     guest: DIRTIER_GUEST,
-    workload: dirtierWorkload({
-      iterations: 6000,
-      storesPerIteration: 256,
-      ioEvery: DEFAULT_IO_EVERY,
-    }),
+    workload: dirtierWorkload(VM_SPEC),
   };
   const acknowledged = nextFrame(sockets[1], MSG_SETUP_ACK);
-  sockets[0].write(encodeJson(MSG_SETUP, { config, mode, pages: 4096 }));
+  const pages = VM_SPEC.memBytes / 4096;
+  sockets[0].write(encodeJson(MSG_SETUP, { config, mode, pages }));
   await acknowledged;
   return sockets;
 }

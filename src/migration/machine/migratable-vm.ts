@@ -291,11 +291,11 @@ export class MigratableVm {
    * Error naming the vCPU.
    */
   checkVcpuStates(saved: SavedVcpu[]): void {
-    this.stateCheckers ??= this.createStateCheckers();
+    const checkers = (this.stateCheckers ??= this.createStateCheckers());
     saved.forEach((vcpu, id) => {
       if (vcpu.done) return;
       try {
-        restoreVcpuState(this.stateCheckers![id], vcpu.state);
+        restoreVcpuState(checkers[id], vcpu.state);
       } catch (error) {
         throw new Error(`vCPU ${id} state refused: ${(error as Error).message}`);
       }
@@ -304,10 +304,8 @@ export class MigratableVm {
 
   /** Make the vCPUs checkVcpuStates loads into, and check their reset state once: out of the downtime. */
   prepareVcpuStateCheck(): void {
-    this.stateCheckers ??= this.createStateCheckers();
-    this.checkVcpuStates(
-      this.stateCheckers.map((vcpu) => ({ done: false, state: saveVcpuState(vcpu) })),
-    );
+    const checkers = (this.stateCheckers ??= this.createStateCheckers());
+    this.checkVcpuStates(checkers.map((vcpu) => ({ done: false, state: saveVcpuState(vcpu) })));
   }
 
   private createStateCheckers(): Vcpu[] {
