@@ -120,7 +120,7 @@ export function setOneReg(vcpu: Vcpu, id: bigint, value: bigint): void {
       hart.pc = Number(BigInt.asIntN(64, value));
     } else if (index === CORE_MODE) {
       if (value !== KVM_RISCV_MODE_S && value !== KVM_RISCV_MODE_U) fail("EINVAL", `mode ${value}`);
-      hart.priv = value === KVM_RISCV_MODE_S ? PRIV_S : PRIV_U;
+      hart.setPrivilege(value === KVM_RISCV_MODE_S ? PRIV_S : PRIV_U);
     } else {
       hart.setRegister(index, value);
     }

@@ -1,12 +1,6 @@
 import { ErrnoError } from "../host/errno.js";
 import { PAGE_SIZE } from "../host/host-memory.js";
-import {
-  ACCESS_FETCH,
-  ACCESS_WRITE,
-  CAUSE_FETCH_ACCESS,
-  CAUSE_LOAD_ACCESS,
-  CAUSE_STORE_ACCESS,
-} from "../riscv/cpu/constants.js";
+import { ACCESS_FETCH, ACCESS_WRITE } from "../riscv/cpu/constants.js";
 import { CTRL_REQUESTS, CTRL_WAKE, sleepOnHart, takeRequests } from "../riscv/cpu/hart-control.js";
 import {
   EXIT_BUDGET,
@@ -249,15 +243,9 @@ export class Vcpu {
     const outcome = handleStage2Fault(this.vm, this.slot, fault.gpa, fault.access);
     if (outcome === FAULT_MAPPED) return true;
     if (outcome === FAULT_MMIO) {
-      if (fault.access === ACCESS_FETCH || fault.atomic) {
-        // Neither can be emulated as MMIO: the guest takes an access fault.
-        const cause =
-          fault.access === ACCESS_FETCH
-            ? CAUSE_FETCH_ACCESS
-            : fault.access === ACCESS_WRITE
-              ? CAUSE_STORE_ACCESS
-              : CAUSE_LOAD_ACCESS;
-        this.hart.raiseException(cause, fault.gpa | 0, Math.floor(fault.gpa / 4294967296));
+      if (fault.access === ACCESS_FETCH || fault.atomic || fault.pageTableWalk) {
+        // None can be emulated as MMIO: the guest takes an access fault.
+        this.hart.raiseException(fault.accessFaultCause, fault.tvalLo, fault.tvalHi);
         return true;
       }
       // A device of the in-kernel MMIO bus is emulated here, without an exit.

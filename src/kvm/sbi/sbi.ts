@@ -1,4 +1,5 @@
-import { MIP_SSIP, MIP_STIP, PRIV_S, SSTATUS_SIE } from "../../riscv/cpu/constants.js";
+import { CSR_SATP, MIP_SSIP, MIP_STIP, PRIV_S, SSTATUS_SIE } from "../../riscv/cpu/constants.js";
+import { setCsr } from "../../riscv/cpu/csr.js";
 import { lowerInterrupt, raiseInterrupt } from "../../riscv/cpu/hart-control.js";
 import { ErrnoError } from "../../host/errno.js";
 import { PAGE_SIZE } from "../../host/host-memory.js";
@@ -320,9 +321,11 @@ export class Sbi {
     hart.pc = Number(shared.pair(V_HSM_START_ADDR));
     hart.setRegister(10, BigInt(vcpu.id));
     hart.setRegister(11, shared.pair(V_HSM_OPAQUE));
-    hart.priv = PRIV_S;
+    // As the SBI spec hands a started hart over: S-mode, satp 0 (which
+    // flushes the TLB), interrupts disabled.
+    setCsr(hart, CSR_SATP, 0n);
+    hart.setPrivilege(PRIV_S);
     hart.sstatus &= ~SSTATUS_SIE;
-    hart.flushTlb();
     shared.setWord(V_HSM_STATE, HSM_STARTED);
   }
 }

@@ -19,8 +19,11 @@ import {
   MIP_SSIP,
   PRIV_U,
   SATP_MODE_BARE,
+  SATP_MODE_SV39,
   SENVCFG_WRITABLE,
   SSTATUS_HI_UXL64,
+  SSTATUS_MXR,
+  SSTATUS_SUM,
   SSTATUS_WRITABLE,
   SUPERVISOR_INTERRUPTS,
 } from "./constants.js";
@@ -119,9 +122,13 @@ function pairSlot(csr: number): number {
 function writeCsr(hart: Hart, csr: number, lo: number, hi: number): number {
   const p = hart.csrPairs;
   switch (csr) {
-    case CSR_SSTATUS:
-      hart.sstatus = lo & SSTATUS_WRITABLE;
+    case CSR_SSTATUS: {
+      const next = lo & SSTATUS_WRITABLE;
+      // The TLB holds permissions computed with the old SUM and MXR.
+      if ((next ^ hart.sstatus) & (SSTATUS_SUM | SSTATUS_MXR)) hart.flushTlb();
+      hart.sstatus = next;
       return STEP_RECHECK;
+    }
     case CSR_SIE:
       hart.sie = lo & SUPERVISOR_INTERRUPTS;
       return STEP_RECHECK;
@@ -142,14 +149,16 @@ function writeCsr(hart: Hart, csr: number, lo: number, hi: number): number {
     case CSR_SEPC:
       hart.setSepc(lo, hi);
       return STEP_DONE;
-    case CSR_SATP:
-      // Only Bare is implemented so far; a write naming an unsupported mode
-      // has no effect at all, as the spec requires. ASIDLEN is 0.
-      if (hi >>> 28 !== SATP_MODE_BARE) return STEP_DONE;
+    case CSR_SATP: {
+      // Bare and Sv39; a write naming another mode has no effect at all, as
+      // the spec requires. ASIDLEN is 0, so the TLB (untagged) is flushed.
+      const mode = hi >>> 28;
+      if (mode !== SATP_MODE_BARE && mode !== SATP_MODE_SV39) return STEP_DONE;
       p[CSR_PAIR_SATP] = lo;
-      p[CSR_PAIR_SATP + 1] = hi & 0xfff;
+      p[CSR_PAIR_SATP + 1] = (mode << 28) | (hi & 0xfff);
       hart.flushTlb();
       return STEP_RECHECK;
+    }
     default: {
       const slot = pairSlot(csr);
       p[slot] = lo;

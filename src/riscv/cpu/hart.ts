@@ -15,6 +15,7 @@ import {
   PAGE_SIZE,
   PRIV_S,
   PRIV_U,
+  SATP_MODE_SV39,
   SSTATUS_SIE,
   SSTATUS_SPIE,
   SSTATUS_SPP,
@@ -29,6 +30,7 @@ import {
 } from "./hart-control.js";
 import { pairIsSafe, pairToNumber } from "./int64.js";
 import { type GuestPhysicalMemory, Translation } from "./physical-memory.js";
+import { translateSv39 } from "./sv39.js";
 import { SoftTlb, TLB_INVALID } from "./tlb.js";
 import { execute } from "./execute.js";
 
@@ -57,7 +59,17 @@ const SLICE = 4096;
 export class GuestPageFault {
   /** Guest-physical address of the first byte that missed. */
   gpa = 0;
+  /** The access to `gpa`: a page-table walk reads a PTE, and writes it to set A or D. */
   access: AccessType = ACCESS_READ;
+  /** The miss was the page-table walk's own access to a PTE, which no MMIO can serve. */
+  pageTableWalk = false;
+  /**
+   * The access fault the guest takes if `gpa` is neither memory nor MMIO that
+   * can be emulated: its cause and stval (the instruction's guest-virtual address).
+   */
+  accessFaultCause = CAUSE_LOAD_ACCESS;
+  tvalLo = 0;
+  tvalHi = 0;
   /** Access size in bytes (1, 2, 4 or 8). */
   size = 0;
   /** LR/SC/AMO: cannot be emulated as MMIO. */
@@ -81,6 +93,21 @@ export interface HartOptions {
 
 const TWO32 = 4294967296;
 
+/** Which TLB permissions a translation grants: bit `1 << access` for each AccessType. */
+export const PERMIT_READ = 1 << ACCESS_READ;
+export const PERMIT_WRITE = 1 << ACCESS_WRITE;
+export const PERMIT_FETCH = 1 << ACCESS_FETCH;
+const PERMIT_ALL = PERMIT_READ | PERMIT_WRITE | PERMIT_FETCH;
+
+/** The access-fault cause of an access of this kind. */
+export function accessFaultCause(access: AccessType): number {
+  return access === ACCESS_FETCH
+    ? CAUSE_FETCH_ACCESS
+    : access === ACCESS_WRITE
+      ? CAUSE_STORE_ACCESS
+      : CAUSE_LOAD_ACCESS;
+}
+
 /** Sign-extend a safe double to 53 bits: the legal values of WARL address CSRs. */
 function legalizeAddress(lo: number, hi: number): number {
   const hi21 = (hi << 11) >> 11;
@@ -91,7 +118,8 @@ function legalizeAddress(lo: number, hi: number): number {
  * A RISC-V RV64IMA hart running as a guest in virtual S and U modes. Integer
  * registers are (lo, hi) int32 pairs in one Int32Array; the pc is a double
  * (guest addresses are kept within +-2^53). Guest-physical memory comes from a
- * translation hook and is cached per page in a software TLB.
+ * translation hook, behind satp's Bare or Sv39 translation, and is cached per
+ * guest-virtual page in a software TLB.
  */
 export class Hart {
   readonly hartId: number;
@@ -225,7 +253,7 @@ export class Hart {
     if (this.sstatus & SSTATUS_SIE) s |= SSTATUS_SPIE;
     if (this.priv === PRIV_S) s |= SSTATUS_SPP;
     this.sstatus = s;
-    this.priv = PRIV_S;
+    this.setPrivilege(PRIV_S);
     this.reservation = -1;
     this.pc = this.stvecBase;
   }
@@ -233,7 +261,7 @@ export class Hart {
   /** SRET: return to the privilege in SPP at sepc. */
   returnFromTrap(): void {
     const s = this.sstatus;
-    this.priv = s & SSTATUS_SPP ? PRIV_S : PRIV_U;
+    this.setPrivilege(s & SSTATUS_SPP ? PRIV_S : PRIV_U);
     let next = s & ~(SSTATUS_SIE | SSTATUS_SPP);
     if (s & SSTATUS_SPIE) next |= SSTATUS_SIE;
     this.sstatus = next | SSTATUS_SPIE;
@@ -271,34 +299,64 @@ export class Hart {
     }
   }
 
+  /** Whether satp selects Sv39: guest-virtual addresses go through the guest's page tables. */
+  pagingEnabled(): boolean {
+    return this.csrPairs[CSR_PAIR_SATP + 1] >>> 28 === SATP_MODE_SV39;
+  }
+
+  /** Run at `priv` from now on; under Sv39 the TLB holds the old privilege's permissions. */
+  setPrivilege(priv: number): void {
+    if (priv !== this.priv && this.pagingEnabled()) this.tlb.flushAll();
+    this.priv = priv;
+  }
+
   /**
    * Translate a guest-virtual page for an access and fill the TLB. Returns the
    * TLB entry, or -1 after raising an exception or recording a guest page
    * fault exit (`fault.gpa` and `fault.access` set; the caller fills the rest).
    */
   translate(addrLo: number, addrHi: number, access: AccessType): number {
+    if (this.pagingEnabled()) return translateSv39(this, addrLo, addrHi, access);
     // Bare satp: the guest-virtual address is the guest-physical address,
     // which must be non-negative and within what a double holds exactly.
     if (addrHi < 0 || !pairIsSafe(addrHi)) {
-      const cause =
-        access === ACCESS_FETCH
-          ? CAUSE_FETCH_ACCESS
-          : access === ACCESS_WRITE
-            ? CAUSE_STORE_ACCESS
-            : CAUSE_LOAD_ACCESS;
-      this.raiseException(cause, addrLo, addrHi);
+      this.raiseException(accessFaultCause(access), addrLo, addrHi);
+      return -1;
+    }
+    return this.mapPage(
+      addrLo,
+      addrHi,
+      pairToNumber(addrLo & -PAGE_SIZE, addrHi),
+      access,
+      PERMIT_ALL,
+    );
+  }
+
+  /**
+   * Fill the TLB entry of the guest-virtual page holding (addrLo, addrHi)
+   * with guest-physical page `gpaPage`, for the accesses in `permit`
+   * (PERMIT_*) that stage 2 allows too. Returns the entry, or -1 after
+   * recording a guest page fault exit for `access`.
+   */
+  mapPage(
+    addrLo: number,
+    addrHi: number,
+    gpaPage: number,
+    access: AccessType,
+    permit: number,
+  ): number {
+    const t = this.translation;
+    if (!this.memory.translate(gpaPage, access, t)) {
+      this.recordGuestPageFault(
+        gpaPage + (addrLo & (PAGE_SIZE - 1)),
+        access,
+        addrLo,
+        addrHi,
+        access,
+      );
       return -1;
     }
     const pageLo = addrLo & -PAGE_SIZE;
-    const gpaPage = pairToNumber(pageLo, addrHi);
-    const t = this.translation;
-    if (!this.memory.translate(gpaPage, access, t)) {
-      this.fault.gpa = pairToNumber(addrLo, addrHi);
-      this.fault.access = access;
-      this.fault.atomic = false;
-      this.exitReason = EXIT_GUEST_PAGE_FAULT;
-      return -1;
-    }
     const tlb = this.tlb;
     const e = SoftTlb.index(addrLo);
     if (this.regionU8[t.region] === undefined) this.mapRegion(t.region);
@@ -309,11 +367,11 @@ export class Hart {
     tlb.region[e] = t.region;
     tlb.offset[e] = t.offset;
     // An entry describes one page: permissions not granted now are dropped.
-    tlb.readLo[e] = pageLo;
+    tlb.readLo[e] = permit & PERMIT_READ ? pageLo : TLB_INVALID;
     tlb.readHi[e] = addrHi;
-    tlb.fetchLo[e] = pageLo;
+    tlb.fetchLo[e] = permit & PERMIT_FETCH ? pageLo : TLB_INVALID;
     tlb.fetchHi[e] = addrHi;
-    tlb.writeLo[e] = t.writable ? pageLo : TLB_INVALID;
+    tlb.writeLo[e] = permit & PERMIT_WRITE && t.writable ? pageLo : TLB_INVALID;
     tlb.writeHi[e] = addrHi;
     if (access === ACCESS_WRITE && !t.writable) {
       throw new Error(
@@ -323,12 +381,41 @@ export class Hart {
     return e;
   }
 
+  /**
+   * Stop with a guest page fault exit: `gpa` missed for `access`, on behalf
+   * of an instruction's `instructionAccess` to guest-virtual (vaLo, vaHi).
+   */
+  recordGuestPageFault(
+    gpa: number,
+    access: AccessType,
+    vaLo: number,
+    vaHi: number,
+    instructionAccess: AccessType,
+    pageTableWalk = false,
+  ): void {
+    const f = this.fault;
+    f.gpa = gpa;
+    f.access = access;
+    f.atomic = false;
+    f.pageTableWalk = pageTableWalk;
+    f.accessFaultCause = accessFaultCause(instructionAccess);
+    f.tvalLo = vaLo;
+    f.tvalHi = vaHi;
+    this.exitReason = EXIT_GUEST_PAGE_FAULT;
+  }
+
   private mapRegion(region: number): void {
     const buffer = this.memory.regionBuffer(region);
     this.regionU8[region] = new Uint8Array(buffer);
     this.regionI16[region] = new Int16Array(buffer, 0, buffer.byteLength >> 1);
     this.regionI32[region] = new Int32Array(buffer, 0, buffer.byteLength >> 2);
     this.regionF64[region] = new Float64Array(buffer, 0, buffer.byteLength >> 3);
+  }
+
+  /** A float64 view of a region (8-byte accesses that allocate nothing). */
+  regionFloat64(region: number): Float64Array {
+    if (this.regionU8[region] === undefined) this.mapRegion(region);
+    return this.regionF64[region];
   }
 
   /** A 64-bit view of a region, made on first use by a doubleword atomic. */

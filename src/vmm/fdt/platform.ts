@@ -22,7 +22,7 @@
  *   exists;
  * - no /chosen/rng-seed, so the same config always gives the same bytes;
  * - no cpu-map and so no phandles on cpu nodes: every hart is its own core;
- * - mmu-type is "riscv,none" until the harts implement Sv39;
+ * - mmu-type is "riscv,sv39": the harts have no Sv48 or Sv57;
  * - the cpu nodes also carry riscv,isa-base and riscv,isa-extensions (the
  *   binding newer QEMU emits and Linux 6.5+ prefers over riscv,isa);
  * - the cpu interrupt controllers have #address-cells = <0> (dtc 1.6 warns
@@ -56,8 +56,6 @@ export interface PlatformConfig {
   /** The console 16550A, also /chosen/stdout-path. */
   uart: MmioDevice;
   virtio?: readonly MmioDevice[];
-  /** Whether the harts implement Sv39 paging (mmu-type "riscv,sv39"). */
-  sv39?: boolean;
   /** A PLIC routing device interrupts to the harts; without one, no device has an irq. */
   plic?: PlicConfig;
 }
@@ -158,7 +156,7 @@ function addCpus(root: DeviceTreeNode, config: PlatformConfig): DeviceTreeNode[]
       .string("riscv,isa", isa)
       .string("riscv,isa-base", ISA_BASE)
       .strings("riscv,isa-extensions", ISA_EXTENSIONS)
-      .string("mmu-type", config.sv39 ? "riscv,sv39" : "riscv,none");
+      .string("mmu-type", "riscv,sv39");
     const intc = cpu
       .addNode("interrupt-controller")
       .u32("#address-cells", 0)

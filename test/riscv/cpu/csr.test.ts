@@ -186,13 +186,13 @@ void describe("stvec, sepc, sscratch, scause, stval", () => {
 });
 
 void describe("satp, scounteren, senvcfg", () => {
-  void test("satp: Bare reads back 0; a write selecting unsupported Sv39 is ignored", () => {
+  void test("satp: Bare reads back 0; a write selecting unsupported Sv48 or Sv57 is ignored", () => {
     const g = runToEnd(`
       csrr a0, satp
-      li t0, 0x8000000000080123
+      li t0, 0xa000000000080123   # Sv57
       csrw satp, t0
       csrr a1, satp
-      li t0, 0x9000000000000001   # Sv48: not supported either
+      li t0, 0x9000000000000001   # Sv48
       csrrw a2, satp, t0
       csrr a3, satp
       csrw satp, zero

@@ -60,7 +60,7 @@ const DIFFERENT_VALUES: Record<string, Record<string, string>> = {
   },
   "/cpus/cpu@*": {
     "riscv,isa": "faultline's harts are rv64ima_zicsr_zifencei",
-    "mmu-type": '"riscv,none" until the harts implement Sv39',
+    "mmu-type": '"riscv,sv39": faultline\'s harts have no Sv48 or Sv57',
   },
   "/soc/plic@c000000": {
     "interrupts-extended": "S-mode contexts only: the guest has no M-mode (checked below)",

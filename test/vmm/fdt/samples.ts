@@ -20,7 +20,6 @@ export const FULL: PlatformConfig = {
   uart: { base: 0x1000_0000, irq: 10 },
   virtio: [{ base: 0x1000_1000, irq: 1 }, { base: 0x1000_2000, irq: 2 }, { base: 0x1000_3000 }],
   plic: { base: 0xc00_0000, size: 0x60_0000, sources: 96 },
-  sv39: true,
 };
 
 /**
