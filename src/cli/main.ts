@@ -3,6 +3,7 @@ import { registerBenchCommands } from "./commands/bench.js";
 import { registerDemoCommand } from "./commands/demo.js";
 import { registerMigrateCommands } from "./commands/migrate.js";
 import { registerRunCommand } from "./commands/run.js";
+import { registerSnapshotCommands } from "./commands/snapshot.js";
 
 const program = new Command()
   .name("faultline")
@@ -13,6 +14,7 @@ const program = new Command()
 registerRunCommand(program);
 registerDemoCommand(program);
 registerMigrateCommands(program);
+registerSnapshotCommands(program);
 registerBenchCommands(program);
 
 try {

@@ -9,8 +9,8 @@ import {
   type MigrationMode,
 } from "../../migration/config.js";
 import { DEFAULT_RESUME_TIMEOUT_MS, MigrationDestination } from "../../migration/destination.js";
-import { DEFAULT_IO_EVERY, expectedChecksums } from "../../migration/machine/dirtier.js";
-import { MigratableVm, type MigratableVmSpec } from "../../migration/machine/migratable-vm.js";
+import { expectedChecksums } from "../../migration/machine/dirtier.js";
+import { MigratableVm } from "../../migration/machine/migratable-vm.js";
 import { requestControl, serveResumeControl } from "../../migration/resume-control.js";
 import { readPskFile, type Transport } from "../../migration/transport.js";
 import {
@@ -20,9 +20,9 @@ import {
   MigrationSource,
 } from "../../migration/source.js";
 import type { MigrationProgress } from "../../migration/stats.js";
-import type { RamBacking } from "../../vmm/guest-ram.js";
-import { parseBandwidth, parsePageSize, parseSize } from "../sizes.js";
+import { parseBandwidth } from "../sizes.js";
 import { hexChecksums } from "../checksums.js";
+import { addGuestOptions, type GuestOptions, guestSpecOf } from "../guest-options.js";
 import { nonNegativeInteger, positiveInteger, tcpPort } from "../numbers.js";
 
 function hostPort(text: string): { host: string; port: number } {
@@ -34,38 +34,15 @@ function hostPort(text: string): { host: string; port: number } {
   return { host: match[1].replace(/^\[(.*)\]$/, "$1"), port };
 }
 
-/** The migrated VM's shape and workload: both ends must be given the same. */
-interface VmOptions {
-  mem: number;
-  vcpus: number;
-  backing: RamBacking;
-  hugepages: 4096 | 2097152 | 1073741824;
-  iterations: number;
-  stores: number;
-  ioEvery: number;
+/** The migrated VM's shape and workload (both ends must be given the same), and how it moves. */
+interface VmOptions extends GuestOptions {
   faultMechanism: FaultMechanism;
   events?: boolean;
   pskFile?: string;
 }
 
 function addVmOptions(command: Command): Command {
-  return command
-    .option("--mem <size>", "guest RAM", parseSize, 64 * 2 ** 20)
-    .option("--vcpus <n>", "vCPUs, each dirtying its own part of RAM", positiveInteger, 4)
-    .addOption(
-      new Option("--backing <kind>", "guest memory backing")
-        .choices(["guest_memfd", "anonymous", "shmem"])
-        .default("guest_memfd"),
-    )
-    .option("--hugepages <size>", "backing page size: 4K, 2M or 1G", parsePageSize, 4096)
-    .option("--iterations <n>", "workload iterations per vCPU", positiveInteger, 4000)
-    .option("--stores <n>", "stores per iteration", positiveInteger, 256)
-    .option(
-      "--io-every <n>",
-      "vCPU 0 reads a disk page through virtio-blk every n iterations (0: never)",
-      nonNegativeInteger,
-      DEFAULT_IO_EVERY,
-    )
+  return addGuestOptions(command)
     .addOption(
       new Option("--fault-mechanism <kind>", "how post-copy catches missing pages")
         .choices([...FAULT_MECHANISMS])
@@ -80,18 +57,6 @@ function addVmOptions(command: Command): Command {
 
 function transportOf(o: { pskFile?: string }): Transport {
   return { psk: o.pskFile ? readPskFile(o.pskFile) : null };
-}
-
-function specOf(o: VmOptions): MigratableVmSpec {
-  return {
-    memBytes: o.mem,
-    vcpus: o.vcpus,
-    backing: o.backing,
-    pageSize: o.hugepages,
-    iterations: o.iterations,
-    storesPerIteration: o.stores,
-    ioEvery: o.ioEvery,
-  };
 }
 
 function emitter(events: boolean | undefined): (event: Record<string, unknown>) => void {
@@ -169,7 +134,7 @@ interface ListenOptions extends VmOptions {
 
 async function listen(o: ListenOptions): Promise<void> {
   const emit = emitter(o.events);
-  const spec = specOf(o);
+  const spec = guestSpecOf(o);
   const bar = o.events ? null : new MigrationProgressBar("incoming");
   const destination = await MigrationDestination.listen({
     host: o.host,
@@ -252,7 +217,7 @@ async function send(o: SendOptions, command: Command): Promise<void> {
     note(o.events, `the source is reconnecting to ${o.to.host}:${o.to.port}`);
     return;
   }
-  const spec = specOf(o);
+  const spec = guestSpecOf(o);
   const mode: MigrationMode = o.postcopy ? "postcopy" : o.mode;
   const { vm, start } = MigratableVm.boot(spec);
   await vm.start(start);

@@ -469,27 +469,30 @@ export class MigratableVm {
   }
 }
 
-/** vCPU state as the SWITCHOVER message carries it. */
-export function encodeVcpuStates(saved: SavedVcpu[]): Buffer {
-  return Buffer.from(
-    JSON.stringify(
-      saved.map((v) => (v.done ? v : { done: false, state: vcpuStateToJson(v.state) })),
-    ),
-  );
+/** Saved vCPUs as JSON values (the SWITCHOVER message and snapshot files carry them so). */
+export function savedVcpusToJson(saved: SavedVcpu[]): unknown[] {
+  return saved.map((v) => (v.done ? v : { done: false, state: vcpuStateToJson(v.state) }));
 }
 
-export function decodeVcpuStates(bytes: Buffer, vcpus: number): SavedVcpu[] {
-  const raw = JSON.parse(bytes.toString()) as (
-    { done: true; checksum: number } | { done: false; state: unknown }
-  )[];
+/** The inverse of savedVcpusToJson, for `vcpus` vCPUs; throws on anything else. */
+export function savedVcpusFromJson(raw: unknown, vcpus: number): SavedVcpu[] {
   if (!Array.isArray(raw) || raw.length !== vcpus) {
     throw new Error(
       `vCPU state for ${Array.isArray(raw) ? raw.length : "?"} vCPUs, expected ${vcpus}`,
     );
   }
-  return raw.map((v) =>
+  return (raw as ({ done: true; checksum: number } | { done: false; state: unknown })[]).map((v) =>
     v.done
       ? { done: true, checksum: v.checksum }
       : { done: false, state: vcpuStateFromJson(v.state) },
   );
+}
+
+/** vCPU state as the SWITCHOVER message carries it. */
+export function encodeVcpuStates(saved: SavedVcpu[]): Buffer {
+  return Buffer.from(JSON.stringify(savedVcpusToJson(saved)));
+}
+
+export function decodeVcpuStates(bytes: Buffer, vcpus: number): SavedVcpu[] {
+  return savedVcpusFromJson(JSON.parse(bytes.toString()), vcpus);
 }
