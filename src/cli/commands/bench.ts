@@ -2,12 +2,14 @@ import type { Command } from "commander";
 import { runCpuBenchmark } from "../../bench/cpu.js";
 import { runInt64RepresentationBenchmark } from "../../bench/int64-representation.js";
 import { registerBenchMigrateCommand } from "./bench-migrate.js";
+import { registerBenchRestoreCommand } from "./bench-restore.js";
 import { registerDemandPagingCommand } from "./bench-demand-paging.js";
 import { positiveInteger } from "../numbers.js";
 
 export function registerBenchCommands(program: Command): void {
   const bench = program.command("bench").description("measure faultline");
   registerBenchMigrateCommand(bench);
+  registerBenchRestoreCommand(bench);
 
   bench
     .command("cpu")
