@@ -133,6 +133,30 @@ describe("snapshot save and restore, each in its own process", () => {
   });
 });
 
+describe("faultline bench restore", () => {
+  test("restores one snapshot lazily and eagerly in turns and reports both, verified", async () => {
+    const run = await faultline(
+      ["bench", "restore", ...vmArgs({ iterations: 3000 }), "--rounds", "1", "--json"],
+      120_000,
+    );
+    assert.equal(run.code, 0, run.stderr);
+    const r = JSON.parse(run.stdout) as {
+      memBytes: number;
+      lazy: { restoreTimeMs: number; loadTimeMs: number; faults: number };
+      eager: { restoreTimeMs: number; loadTimeMs: number; faults: number };
+      restoreSpeedup: number;
+      runTimeRatio: number;
+      checksumVerified: boolean;
+    };
+    assert.equal(r.memBytes, 16 << 20);
+    assert.equal(r.checksumVerified, true);
+    assert.ok(r.lazy.faults > 0 && r.eager.faults === 0, run.stdout);
+    assert.ok(r.lazy.restoreTimeMs < r.lazy.loadTimeMs, run.stdout);
+    assert.equal(r.restoreSpeedup, r.eager.restoreTimeMs / r.lazy.restoreTimeMs);
+    assert.ok(r.runTimeRatio > 0);
+  });
+});
+
 /** A copy of the guest_memfd snapshot with `edit` applied, and what restoring it says. */
 async function refused(edit: (bytes: Buffer) => Buffer): Promise<Run> {
   const path = join(dir, `edited-${Math.random().toString(36).slice(2)}.snap`);
