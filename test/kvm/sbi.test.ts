@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { PAGE_SIZE } from "../../src/host/host-memory.js";
 import { MIP_SSIP } from "../../src/riscv/cpu/constants.js";
-import { KVM_MP_STATE_RUNNABLE, KVM_MP_STATE_STOPPED } from "../../src/kvm/one-reg.js";
+import {
+  CSR_REG_SATP,
+  csrReg,
+  KVM_MP_STATE_RUNNABLE,
+  KVM_MP_STATE_STOPPED,
+} from "../../src/kvm/one-reg.js";
 import * as S from "../../src/kvm/sbi/constants.js";
 import {
   EXIT_RISCV_SBI,
@@ -430,6 +435,29 @@ go:     .dword  0
     } finally {
       await workers.close();
     }
+  });
+
+  test("HSM start hands the hart over with satp 0 (the MMU off), whatever it held before", () => {
+    const t = createTestVm(`
+_start:
+        bnez    a0, secondary
+        li      a7, ${S.EXT_HSM}        # start hart 1 at secondary
+        li      a6, 0
+        li      a0, 1
+        la      a1, secondary
+        li      a2, 0
+        ecall
+        ${UCALL}
+secondary:
+        csrr    a0, satp
+        ${UCALL}
+`);
+    const hart1 = t.kvm.createVcpu(t.vm, 1);
+    // Sv39 with a root table nowhere: a hart that kept it could not fetch.
+    hart1.setOneReg(csrReg(CSR_REG_SATP), (8n << 60n) | 0x1234n);
+    hart1.setMpState(KVM_MP_STATE_STOPPED);
+    assert.equal(runToUcall(t.vcpu), 0n, "hart_start succeeded");
+    assert.equal(runToUcall(hart1), 0n, "satp read 0 on the started hart");
   });
 
   test("SRST from one vCPU makes every vCPU leave run(), even one sleeping in WFI", async () => {
