@@ -12,10 +12,10 @@ import {
   SSTATUS_SUM,
 } from "./constants.js";
 import { scratchDouble, scratchWords } from "./doubleword.js";
-import type { Hart } from "./hart.js";
 import {
   accessFaultCause,
   CSR_PAIR_SATP,
+  type Hart,
   PERMIT_FETCH,
   PERMIT_READ,
   PERMIT_WRITE,
