@@ -197,7 +197,7 @@ export class SnapshotRestore {
         }
         const zero = this.file.zero.test(page);
         if (!zero && !read) {
-          this.fail(() => this.readChunk(first, count));
+          this.stopOnError(() => this.readChunk(first, count));
           if (this.failure) return;
           read = true;
         }
@@ -232,7 +232,7 @@ export class SnapshotRestore {
     if (this.ring.drain(out) === 0) return;
     for (const page of out) {
       if (this.locality.inRun(page)) this.cursor = page - (page % LOAD_CHUNK_PAGES);
-      this.fail(() => this.load(page));
+      this.stopOnError(() => this.load(page));
     }
     this.ring.installed();
   }
@@ -248,12 +248,12 @@ export class SnapshotRestore {
   private readonly onAsyncFault = (page: number): void => {
     this.asyncFaults++;
     if (page < 0 || page >= this.file.pages) {
-      this.fail(() => {
+      this.stopOnError(() => {
         throw new SnapshotError(`a fault outside guest RAM (page ${page})`);
       });
       return;
     }
-    this.fail(() => this.load(page));
+    this.stopOnError(() => this.load(page));
     this.ring.installed();
   };
 
@@ -275,7 +275,7 @@ export class SnapshotRestore {
   }
 
   /** Run `step`; an error it throws stops the restore (the vCPUs stop waiting for pages). */
-  private fail(step: () => void): void {
+  private stopOnError(step: () => void): void {
     if (this.failure) return;
     try {
       step();
