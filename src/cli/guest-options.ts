@@ -47,3 +47,23 @@ export function guestSpecOf(o: GuestOptions): MigratableVmSpec {
     ioEvery: o.ioEvery,
   };
 }
+
+/** The command-line arguments that give another faultline process the same guest. */
+export function guestArgs(o: GuestOptions): string[] {
+  return [
+    "--mem",
+    String(o.mem),
+    "--vcpus",
+    String(o.vcpus),
+    "--backing",
+    o.backing,
+    "--hugepages",
+    String(o.hugepages),
+    "--iterations",
+    String(o.iterations),
+    "--stores",
+    String(o.stores),
+    "--io-every",
+    String(o.ioEvery),
+  ];
+}

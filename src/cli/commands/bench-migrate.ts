@@ -8,6 +8,8 @@ import { MigratableVm } from "../../migration/machine/migratable-vm.js";
 import { measureRawTcp } from "../../migration/raw-tcp.js";
 import { DEFAULT_POSTCOPY_SLOW_START_MS } from "../../migration/source.js";
 import type { DestinationStats, SourceStats } from "../../migration/stats.js";
+import type { RamBacking } from "../../vmm/guest-ram.js";
+import { type GuestOptions, guestArgs } from "../guest-options.js";
 import { parseBandwidth, parsePageSize, parseSize } from "../sizes.js";
 import { nonNegativeInteger, positiveInteger } from "../numbers.js";
 
@@ -21,8 +23,8 @@ interface BenchMigrateOptions {
   workload: string;
   mode: string;
   faultMechanism: string;
-  backing: string;
-  hugepages: number;
+  backing: RamBacking;
+  hugepages: GuestOptions["hugepages"];
   iterations?: number;
   stores: number;
   ioEvery: number;
@@ -84,24 +86,7 @@ export async function runMigrationBenchmark(
       (await calibrateDirtier(o.vcpus, o.stores, o.ioEvery)) *
         ((o.warmup + 1000 * o.seconds) / 1000),
     );
-  const vmArgs = [
-    "--mem",
-    String(o.mem),
-    "--vcpus",
-    String(o.vcpus),
-    "--backing",
-    o.backing,
-    "--hugepages",
-    String(o.hugepages),
-    "--iterations",
-    String(iterations),
-    "--stores",
-    String(o.stores),
-    "--io-every",
-    String(o.ioEvery),
-    "--fault-mechanism",
-    o.faultMechanism,
-  ];
+  const vmArgs = [...guestArgs({ ...o, iterations }), "--fault-mechanism", o.faultMechanism];
   const run = await migrateLocally({
     cli: FAULTLINE_CLI,
     vmArgs,

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
 import type { RestoreStats } from "../../migration/snapshot/restore-snapshot.js";
-import { addGuestOptions, type GuestOptions } from "../guest-options.js";
+import { addGuestOptions, type GuestOptions, guestArgs } from "../guest-options.js";
 import { nonNegativeInteger, positiveInteger } from "../numbers.js";
 import { FAULTLINE_CLI } from "./bench-migrate.js";
 
@@ -57,27 +57,11 @@ async function benchRestore(o: BenchRestoreOptions): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "faultline-bench-restore-"));
   const path = join(dir, "guest.snap");
   try {
-    const guestArgs = [
-      "--mem",
-      String(o.mem),
-      "--vcpus",
-      String(o.vcpus),
-      "--backing",
-      o.backing,
-      "--hugepages",
-      String(o.hugepages),
-      "--iterations",
-      String(o.iterations),
-      "--stores",
-      String(o.stores),
-      "--io-every",
-      String(o.ioEvery),
-    ];
     const saved = await faultlineJson<{ bytes: number; saveTimeMs: number }>([
       "snapshot",
       "save",
       path,
-      ...guestArgs,
+      ...guestArgs(o),
       "--after",
       String(o.after),
     ]);
