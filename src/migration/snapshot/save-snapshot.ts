@@ -53,6 +53,13 @@ export interface SaveStats {
 const CHUNK_PAGES = 256;
 const ZERO_PAGE_CRC = crc32(Buffer.alloc(PAGE_SIZE));
 
+/** Write all of `data` at `position` (a write may take less than it was given). */
+function writeAll(fd: number, data: Uint8Array, position: number): void {
+  for (let done = 0; done < data.length;) {
+    done += writeSync(fd, data, done, data.length - done, position + done);
+  }
+}
+
 /**
  * Stop `vm`'s vCPUs at their next exit and its devices, and write it whole
  * to `path`: state, page checksums, then the pages. The file appears only
@@ -89,11 +96,9 @@ export async function saveSnapshot(vm: MigratableVm, path: string): Promise<Save
       const flush = (end: number) => {
         if (end > run) {
           const bytes = (end - run) * PAGE_SIZE;
-          writeSync(
+          writeAll(
             fd,
-            chunk,
-            run * PAGE_SIZE,
-            bytes,
+            chunk.subarray(run * PAGE_SIZE, run * PAGE_SIZE + bytes),
             layout.dataOffset + (first + run) * PAGE_SIZE,
           );
         }
@@ -118,11 +123,10 @@ export async function saveSnapshot(vm: MigratableVm, path: string): Promise<Save
     header.writeUInt32LE(metadataBytes.length, HDR_METADATA_LENGTH);
     header.writeUInt32LE(crc32(metadataBytes), HDR_METADATA_CRC);
     header.writeUInt32LE(crc32(header.subarray(0, HDR_HEADER_CRC)), HDR_HEADER_CRC);
-    writeSync(fd, header, 0, header.length, 0);
-    writeSync(fd, metadataBytes, 0, metadataBytes.length, SNAPSHOT_HEADER_BYTES);
-    writeSync(fd, crcs, 0, crcs.length, layout.crcOffset);
-    const zeroMap = zero.toBytes();
-    writeSync(fd, zeroMap, 0, zeroMap.length, layout.zeroMapOffset);
+    writeAll(fd, header, 0);
+    writeAll(fd, metadataBytes, SNAPSHOT_HEADER_BYTES);
+    writeAll(fd, crcs, layout.crcOffset);
+    writeAll(fd, zero.toBytes(), layout.zeroMapOffset);
     ftruncateSync(fd, layout.fileBytes);
     fsyncSync(fd);
   } catch (error) {
