@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { registerBenchCommands } from "./commands/bench.js";
+import { registerDashboardCommand } from "./commands/dashboard.js";
 import { registerDemoCommand } from "./commands/demo.js";
 import { registerMigrateCommands } from "./commands/migrate.js";
 import { registerRunCommand } from "./commands/run.js";
@@ -16,6 +17,7 @@ registerDemoCommand(program);
 registerMigrateCommands(program);
 registerSnapshotCommands(program);
 registerBenchCommands(program);
+registerDashboardCommand(program);
 
 try {
   await program.parseAsync(process.argv);
