@@ -78,13 +78,7 @@ export class MigrationRuns {
   async idle(): Promise<void> {
     while (this.running) {
       const id = this.running.id;
-      await new Promise<void>((resolve) => {
-        const stop = this.watch(id, (e) => {
-          if (e.event !== "end") return;
-          queueMicrotask(() => stop());
-          resolve();
-        });
-      });
+      await new Promise<void>((resolve) => this.watch(id, (e) => e.event === "end" && resolve()));
     }
   }
 

@@ -131,6 +131,7 @@ describe("the dashboard in Chromium", { skip: browserSkip, concurrency: false },
       args: [
         "--no-sandbox",
         "--disable-gpu",
+        "--disable-dev-shm-usage",
         "--disable-quic",
         "--no-first-run",
         "--disable-background-networking",
