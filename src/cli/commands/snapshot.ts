@@ -1,7 +1,7 @@
 import { type Command, Option } from "commander";
-import { configProblems, FAULT_MECHANISMS, type FaultMechanism } from "../../migration/config.js";
-import { dirtierWorkload, expectedChecksums } from "../../migration/machine/dirtier.js";
-import { DIRTIER_GUEST, MigratableVm } from "../../migration/machine/migratable-vm.js";
+import { FAULT_MECHANISMS, type FaultMechanism } from "../../migration/config.js";
+import { expectedChecksums } from "../../migration/machine/dirtier.js";
+import { MigratableVm } from "../../migration/machine/migratable-vm.js";
 import { type RestoreMode, SnapshotRestore } from "../../migration/snapshot/restore-snapshot.js";
 import { saveSnapshot } from "../../migration/snapshot/save-snapshot.js";
 import { SnapshotFile } from "../../migration/snapshot/snapshot-file.js";
@@ -48,18 +48,6 @@ async function restore(path: string, o: RestoreCliOptions): Promise<void> {
   const file = SnapshotFile.open(path);
   try {
     const mode: RestoreMode = o.eager ? "eager" : "lazy";
-    if (mode === "lazy") {
-      const problems = configProblems({
-        memBytes: file.spec.memBytes,
-        pageSize: file.spec.pageSize,
-        vcpus: file.spec.vcpus,
-        backing: file.spec.backing,
-        faultMechanism: o.faultMechanism,
-        guest: DIRTIER_GUEST,
-        workload: dirtierWorkload(file.spec),
-      });
-      if (problems.length > 0) throw new Error(problems.join("; "));
-    }
     const { checksums, stats } = await new SnapshotRestore(file, {
       mode,
       faultMechanism: o.faultMechanism,

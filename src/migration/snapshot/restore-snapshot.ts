@@ -1,8 +1,9 @@
 import { PAGE_SIZE } from "../../host/host-memory.js";
-import type { FaultMechanism } from "../config.js";
+import { configProblems, type FaultMechanism } from "../config.js";
 import { FaultRing } from "../fault-ring.js";
 import type { LatencySummary } from "../latency-histogram.js";
-import { MigratableVm } from "../machine/migratable-vm.js";
+import { dirtierWorkload } from "../machine/dirtier.js";
+import { DIRTIER_GUEST, MigratableVm } from "../machine/migratable-vm.js";
 import { FaultLocality } from "../postcopy/fault-locality.js";
 import type { PostcopyMemory } from "../postcopy/postcopy-memory.js";
 import { UffdMemory } from "../postcopy/uffd-memory.js";
@@ -76,6 +77,15 @@ export class SnapshotRestore {
     private readonly file: SnapshotFile,
     private readonly options: RestoreOptions,
   ) {
+    if (options.mode === "lazy") {
+      const problems = configProblems({
+        ...file.spec,
+        faultMechanism: options.faultMechanism,
+        guest: DIRTIER_GUEST,
+        workload: dirtierWorkload(file.spec),
+      });
+      if (problems.length > 0) throw new Error(problems.join("; "));
+    }
     this.vm = MigratableVm.incoming(file.spec);
     this.ring = FaultRing.create(file.pages, file.spec.vcpus);
   }
