@@ -4,6 +4,7 @@ import {
   CORE_MODE,
   CORE_PC,
   coreReg,
+  CSR_REG_SATP,
   CSR_REG_SCAUSE,
   CSR_REG_SIE,
   CSR_REG_SIP,
@@ -154,6 +155,13 @@ describe("vCPU registers (KVM_GET/SET_ONE_REG) and MP state", () => {
     assert.notEqual(t.vcpu.getOneReg(csrReg(CSR_REG_STVEC)) & 3n, 3n, "reserved MODE ignored");
     t.vcpu.setOneReg(csrReg(CSR_REG_SCAUSE), ALL_ONES);
     assert.equal(t.vcpu.getOneReg(csrReg(CSR_REG_SCAUSE)), ALL_ONES);
+    // satp: Sv39 is taken (ASIDLEN 0: the ASID reads 0); Sv48, which this hart lacks, is ignored.
+    const sv39 = (8n << 60n) | 0x8_0123n;
+    t.vcpu.setOneReg(csrReg(CSR_REG_SATP), sv39 | (0xffffn << 44n));
+    assert.equal(t.vcpu.getOneReg(csrReg(CSR_REG_SATP)), sv39);
+    t.vcpu.setOneReg(csrReg(CSR_REG_SATP), (9n << 60n) | 0x8_0456n);
+    assert.equal(t.vcpu.getOneReg(csrReg(CSR_REG_SATP)), sv39);
+    t.vcpu.setOneReg(csrReg(CSR_REG_SATP), 0n);
     t.vcpu.setOneReg(coreReg(CORE_MODE), KVM_RISCV_MODE_U);
     assert.equal(t.vcpu.getOneReg(coreReg(CORE_MODE)), KVM_RISCV_MODE_U);
     t.vcpu.setOneReg(coreReg(0), 0n);
