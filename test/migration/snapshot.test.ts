@@ -10,6 +10,7 @@ import { SnapshotRestore } from "../../src/migration/snapshot/restore-snapshot.j
 import { SnapshotFile } from "../../src/migration/snapshot/snapshot-file.js";
 import {
   HDR_HEADER_CRC,
+  HDR_METADATA_CRC,
   HDR_METADATA_LENGTH,
   HDR_VERSION,
   SNAPSHOT_HEADER_BYTES,
@@ -228,6 +229,75 @@ describe("a snapshot that cannot be restored is refused, with the reason", () =>
     assert.equal(run.code, 2);
     assert.match(run.stderr, /ENOENT/);
   });
+});
+
+/**
+ * The snapshot with its metadata rewritten by `edit` and every checksum
+ * made to match: what the checks behind the checksums must catch. The
+ * JSON is padded to its old length so that the layout stays put.
+ */
+function withMetadata(edit: (metadata: Record<string, unknown>) => unknown): (b: Buffer) => Buffer {
+  return (bytes) => {
+    const length = bytes.readUInt32LE(HDR_METADATA_LENGTH);
+    const at = SNAPSHOT_HEADER_BYTES;
+    const metadata = JSON.parse(bytes.subarray(at, at + length).toString()) as Record<
+      string,
+      unknown
+    >;
+    const edited = edit(metadata);
+    // A string is the new metadata as it is, JSON or not.
+    const text = Buffer.from(typeof edited === "string" ? edited : JSON.stringify(edited));
+    assert.ok(text.length <= length, "an edit that keeps the metadata's length or shortens it");
+    bytes.fill(0x20, at, at + length);
+    text.copy(bytes, at);
+    bytes.writeUInt32LE(crc32(bytes.subarray(at, at + length)), HDR_METADATA_CRC);
+    return resealHeader(bytes);
+  };
+}
+
+describe("metadata that passes its checksum but cannot be restored is refused, with the reason", () => {
+  type Metadata = Record<string, Record<string, unknown> & unknown[]>;
+  const cases: [string, (m: Metadata) => unknown, RegExp][] = [
+    ["not JSON", () => "{", /metadata is not JSON/],
+    ["JSON, not an object", () => "null", /metadata is not a JSON object/],
+    ["another guest", (m) => ({ ...m, guest: "other" }), /a snapshot of guest "other"/],
+    [
+      "vCPU states for another vCPU count",
+      (m) => ({ ...m, spec: { ...m.spec, vcpus: 3 } }),
+      /malformed vCPU state: vCPU state for 4 vCPUs, expected 3/,
+    ],
+    [
+      "an unknown backing",
+      (m) => ({ ...m, spec: { ...m.spec, backing: "tmpfs" } }),
+      /metadata: VM backing "tmpfs"/,
+    ],
+    [
+      "a page size no backing has",
+      (m) => ({ ...m, spec: { ...m.spec, pageSize: 8192 } }),
+      /metadata: backing page size 8192/,
+    ],
+    ["a clock that is no count", (m) => ({ ...m, clock: "soon" }), /metadata: guest clock "soon"/],
+    [
+      "device state the virtio-blk device refuses",
+      (m) => ({ ...m, devices: { ...m.devices, blk: { queueNum: "many" } } }),
+      /device state refused: EINVAL: malformed virtio-blk state/,
+    ],
+    [
+      "a vCPU state with a register this KVM lacks",
+      (m) => {
+        const vcpu = m.vcpus[0] as { state: { regs: [string, string][] } };
+        vcpu.state.regs[0][0] = "8030000002ffffff";
+        return m;
+      },
+      /vCPU 0 state refused/,
+    ],
+  ];
+  for (const [name, edit, message] of cases) {
+    test(name, async () => {
+      const run = await refused(withMetadata((m) => edit(m as Metadata)));
+      assert.match(run.stderr, message);
+    });
+  }
 });
 
 describe("a corrupt page is caught when it is read", () => {
