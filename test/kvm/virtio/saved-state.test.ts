@@ -127,7 +127,8 @@ describe("virtio-blk device state (saveVirtioBlkState, restoreVirtioBlkState)", 
     prepareRead(d, 0);
     d.publish(0);
     await d.nextUsedElement();
-    assert.equal(d.reg(0x060), 1, "InterruptStatus: used buffer");
+    // The device publishes the used element, then notifies: a driver waits for the interrupt.
+    assert.ok(await until(() => d.reg(0x060) === 1), "InterruptStatus: used buffer");
     await a.worker.stop();
     const saved = saveVirtioBlkState(a.device);
     const b = await start();
