@@ -45,7 +45,8 @@ export class MigrationProcess {
       onEvent?.(event);
       for (const listener of this.listeners) listener(event);
     });
-    this.exited = new Promise((resolve) => this.child.on("exit", (code) => resolve(code)));
+    // "close", not "exit": by then its stdout is read to the end, so no event comes after.
+    this.exited = new Promise((resolve) => this.child.on("close", (code) => resolve(code)));
   }
 
   /**
