@@ -20,6 +20,18 @@ export type MigrationStatus =
   | "completed"
   | "failed";
 
+/** QEMU's status names as people read them, for progress bars and the dashboard. */
+export const MIGRATION_STATUS_LABELS: Record<MigrationStatus, string> = {
+  setup: "setup",
+  active: "pre-copy",
+  device: "switchover",
+  "postcopy-active": "post-copy",
+  "postcopy-paused": "paused",
+  "postcopy-recover": "recovering",
+  completed: "completed",
+  failed: "failed",
+};
+
 /** What the source knows. */
 export interface SourceStats {
   status: MigrationStatus;

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
 import { FAULT_MECHANISMS, MIGRATION_MODES } from "../migration/config.js";
+import { MIGRATION_STATUS_LABELS } from "../migration/stats.js";
 import { MigrationRuns, type RunEvent, type RunRequest } from "./migration-runs.js";
 
 /** The page, kept next to this file's source (compiled code runs from dist/src/web). */
@@ -42,7 +43,10 @@ export function createDashboard(cli: string): { app: FastifyInstance; runs: Migr
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
   });
   const runs = new MigrationRuns(cli);
-  const page = readFileSync(PAGE, "utf8");
+  const page = readFileSync(PAGE, "utf8").replace(
+    "__STATUS_LABELS__",
+    JSON.stringify(MIGRATION_STATUS_LABELS),
+  );
 
   app.get("/", (_request, reply) => reply.type("text/html; charset=utf-8").send(page));
 

@@ -163,6 +163,7 @@ describe("the dashboard in Chromium", { skip: browserSkip, concurrency: false },
       });
       assert.ok(max > 1 && value === max, `${side}: ${value} of ${max}`);
     }
+    assert.equal(await page.textContent("#destination-phase"), "completed");
     assert.match(String(await page.textContent("#checksums")), /^([0-9a-f]{8} ){2}\(verified\)$/);
     assert.match(String(await page.textContent("#downtime")), /^\d+\.\d ms$/);
     assert.match(String(await page.textContent("#latency")), /^p50 \d+ µs, p99 \d+ µs/);

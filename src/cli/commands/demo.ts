@@ -1,18 +1,14 @@
 import cliProgress from "cli-progress";
 import type { Command } from "commander";
 import { migrateLocally } from "../../migration/local-pair.js";
-import type { DestinationStats, SourceStats } from "../../migration/stats.js";
+import {
+  type DestinationStats,
+  MIGRATION_STATUS_LABELS,
+  type MigrationStatus,
+  type SourceStats,
+} from "../../migration/stats.js";
 import { FAULTLINE_CLI } from "./bench-migrate.js";
 import { hexChecksums } from "../checksums.js";
-
-const PHASES: Record<string, string> = {
-  setup: "setup",
-  active: "pre-copy",
-  device: "switchover",
-  "postcopy-active": "post-copy",
-  "postcopy-paused": "paused",
-  completed: "done",
-};
 
 /** vCPU 0's disk read period in the demo: often, so that reads meet post-copy. */
 const IO_EVERY = 16;
@@ -71,7 +67,7 @@ export function registerDemoCommand(program: Command): void {
           if (e.event !== "progress") return;
           const total = Number(e.pagesTotal);
           const done = total - Number(e.remaining);
-          const phase = PHASES[String(e.status)] ?? String(e.status);
+          const phase = MIGRATION_STATUS_LABELS[e.status as MigrationStatus] ?? String(e.status);
           const label = side === "source" ? "source      sent" : "destination have";
           if (bars) {
             bar[side] ??= bars.create(total, 0, { side: label, phase });

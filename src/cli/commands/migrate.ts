@@ -19,7 +19,7 @@ import {
   MigrationError,
   MigrationSource,
 } from "../../migration/source.js";
-import type { MigrationProgress } from "../../migration/stats.js";
+import { MIGRATION_STATUS_LABELS, type MigrationProgress } from "../../migration/stats.js";
 import { parseBandwidth } from "../sizes.js";
 import { hexChecksums } from "../checksums.js";
 import { addGuestOptions, type GuestOptions, guestSpecOf } from "../guest-options.js";
@@ -70,17 +70,6 @@ function note(events: boolean | undefined, text: string): void {
   else process.stderr.write(`faultline: ${text}\n`);
 }
 
-const STATUS_LABELS: Record<string, string> = {
-  setup: "setup",
-  active: "pre-copy",
-  device: "switchover",
-  "postcopy-active": "post-copy",
-  "postcopy-paused": "paused",
-  "postcopy-recover": "recovering",
-  completed: "completed",
-  failed: "failed",
-};
-
 /**
  * A progress bar on a terminal (cli-progress), nothing elsewhere: pages
  * moved out of all pages, the phase, the pre-copy round and bytes sent.
@@ -107,7 +96,7 @@ export class MigrationProgressBar {
   update(p: MigrationProgress): void {
     if (!this.bar) return;
     const payload = {
-      phase: STATUS_LABELS[p.status] ?? p.status,
+      phase: MIGRATION_STATUS_LABELS[p.status],
       round: p.round,
       mib: (p.transferredBytes / 2 ** 20).toFixed(0),
     };
