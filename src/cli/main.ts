@@ -8,7 +8,9 @@ import { registerSnapshotCommands } from "./commands/snapshot.js";
 
 const program = new Command()
   .name("faultline")
-  .description("A RISC-V hypervisor with KVM Userfault and post-copy live migration")
+  .description(
+    "A RISC-V hypervisor with KVM Userfault, post-copy live migration and lazy snapshot restore",
+  )
   .showHelpAfterError()
   .exitOverride();
 
