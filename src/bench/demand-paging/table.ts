@@ -8,6 +8,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { median } from "../median.js";
 import type { DemandPagingResult } from "./run.js";
 
 const CLI = fileURLToPath(new URL("../../../../bin/faultline.js", import.meta.url));
@@ -26,11 +27,6 @@ const COLUMNS: { name: string; args: string[] }[] = [
   { name: "-k -s shmem --prefault", args: ["-k", "-s", "shmem", "--prefault"] },
   { name: "-u MINOR -a -r 1 (shmem)", args: ["-u", "MINOR", "-a", "-r", "1", "-s", "shmem"] },
 ];
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-}
 
 function once(vcpus: number, args: string[]): DemandPagingResult {
   const out = execFileSync(

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
+import { median } from "../../bench/median.js";
 import type { RestoreStats } from "../../migration/snapshot/restore-snapshot.js";
 import { addGuestOptions, type GuestOptions, guestArgs } from "../guest-options.js";
 import { nonNegativeInteger, positiveInteger } from "../numbers.js";
@@ -29,12 +30,6 @@ function faultlineJson<T>(args: string[]): Promise<T> {
       },
     );
   });
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 function summary(runs: RestoreRun[]) {
