@@ -146,3 +146,17 @@ export async function migrateLocally(o: LocalMigrationOptions): Promise<LocalMig
     source?.kill();
   }
 }
+
+/** vCPU 0's disk read period in the demo's guest: often, so that reads meet post-copy. */
+export const DEMO_IO_EVERY = 16;
+
+/**
+ * The busy guest `faultline demo` and the dashboard migrate, as the
+ * `migrate` arguments both ends are given.
+ */
+export function demoGuestArgs(memMiB: number, vcpus: number): string[] {
+  return [
+    ...["--mem", `${memMiB}M`, "--vcpus", String(vcpus)],
+    ...["--iterations", "3000", "--stores", "256", "--io-every", String(DEMO_IO_EVERY)],
+  ];
+}

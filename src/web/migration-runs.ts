@@ -1,4 +1,4 @@
-import { type MigrationEvent, migrateLocally } from "../migration/local-pair.js";
+import { demoGuestArgs, type MigrationEvent, migrateLocally } from "../migration/local-pair.js";
 import type { FaultMechanism, MigrationMode } from "../migration/config.js";
 
 /** What the dashboard asks for: a live migration of the busy guest between two processes. */
@@ -25,9 +25,6 @@ export interface Run {
   events: RunEvent[];
   done: boolean;
 }
-
-/** vCPU 0's disk read period: often, so that reads meet post-copy (as in `faultline demo`). */
-const IO_EVERY = 16;
 
 /**
  * The dashboard's migrations: each one is `faultline migrate listen` and
@@ -94,8 +91,7 @@ export class MigrationRuns {
       const result = await migrateLocally({
         cli: this.cli,
         vmArgs: [
-          ...["--mem", `${r.memMiB}M`, "--vcpus", String(r.vcpus)],
-          ...["--iterations", "3000", "--stores", "256", "--io-every", String(IO_EVERY)],
+          ...demoGuestArgs(r.memMiB, r.vcpus),
           ...["--fault-mechanism", r.faultMechanism],
           ...(r.faultMechanism === "uffd" ? ["--backing", "shmem"] : []),
         ],

@@ -1,6 +1,6 @@
 import cliProgress from "cli-progress";
 import type { Command } from "commander";
-import { migrateLocally } from "../../migration/local-pair.js";
+import { DEMO_IO_EVERY, demoGuestArgs, migrateLocally } from "../../migration/local-pair.js";
 import {
   type DestinationStats,
   MIGRATION_STATUS_LABELS,
@@ -9,9 +9,6 @@ import {
 } from "../../migration/stats.js";
 import { FAULTLINE_CLI } from "./bench-migrate.js";
 import { hexChecksums } from "../checksums.js";
-
-/** vCPU 0's disk read period in the demo: often, so that reads meet post-copy. */
-const IO_EVERY = 16;
 
 /**
  * `faultline demo`: what faultline is for, in a few seconds. A busy guest
@@ -30,11 +27,11 @@ export function registerDemoCommand(program: Command): void {
     )
     .option("--mem <MiB>", "guest RAM in MiB", "64")
     .action(async (options: { mem: string }) => {
-      const mem = `${Number(options.mem) | 0}M`;
+      const memMiB = Number(options.mem) | 0;
       const out = process.stderr;
       out.write(
-        `faultline demo: a guest on 4 vCPUs dirties ${mem}iB of RAM as fast as it can, and vCPU 0\n` +
-          `reads its virtio-blk disk every ${IO_EVERY} iterations; it is migrated by post-copy from\n` +
+        `faultline demo: a guest on 4 vCPUs dirties ${memMiB} MiB of RAM as fast as it can, and vCPU 0\n` +
+          `reads its virtio-blk disk every ${DEMO_IO_EVERY} iterations; it is migrated by post-copy from\n` +
           `one faultline process to another over loopback TCP.\n`,
       );
       const bars = out.isTTY
@@ -56,10 +53,7 @@ export function registerDemoCommand(program: Command): void {
       const lastPhase = { source: "", destination: "" };
       const run = await migrateLocally({
         cli: FAULTLINE_CLI,
-        vmArgs: [
-          ...["--mem", mem, "--vcpus", "4", "--iterations", "3000", "--stores", "256"],
-          ...["--io-every", String(IO_EVERY)],
-        ],
+        vmArgs: demoGuestArgs(memMiB, 4),
         listenArgs: ["--verify"],
         sendArgs: ["--mode", "postcopy", "--warmup", "300"],
         timeoutMs: 120_000,
